@@ -1,0 +1,1 @@
+"""mfakit: multi-factor authentication for any Python web application."""
