@@ -1,1 +1,96 @@
-"""mfakit: multi-factor authentication for any Python web application."""
+"""mfakit: multi-factor authentication for any Python web application.
+
+The host checks the password; mfakit brings the second factor, the lockout, the secrets at
+rest and the audit trail::
+
+    from mfakit import MFA, Keyring, Subject
+    from mfakit.factors import TOTP
+    from mfakit.storage import MemoryStore
+
+    mfa = MFA(store=MemoryStore(), keyring=Keyring.from_env(), factors=[TOTP(issuer="ACME")])
+    alice = Subject(id="u1", username="alice")
+    enrollment = mfa.enroll(alice, TOTP.setup(label="Phone"))
+    mfa.confirm(alice, enrollment.id, code_from_the_app)
+    challenge = mfa.challenge(alice, "totp")
+    proof = mfa.verify(alice, challenge.id, "123 456")   # raises on every failure
+
+Only the names in ``__all__`` are public; ``mfakit._*`` modules are private.
+"""
+
+from mfakit._clock import SystemClock
+from mfakit._events import LoggingSink
+from mfakit._models import (
+    Challenge,
+    Credential,
+    CredentialStatus,
+    Event,
+    EventType,
+    FactorKind,
+    LockState,
+    Subject,
+    Verification,
+)
+from mfakit._service import MFA
+from mfakit._throttle import Lockout
+from mfakit.exceptions import (
+    ChallengeNotFound,
+    ConcurrencyConflict,
+    ConfigurationError,
+    CredentialNotFound,
+    DecryptionError,
+    ExpiredCode,
+    InvalidCode,
+    InvalidInput,
+    InvalidSecret,
+    InvalidType,
+    KeyringError,
+    LockedOut,
+    MalformedCode,
+    MFAError,
+    MFAWarning,
+    NotEnrolled,
+    ReplayedCode,
+    StoreError,
+    UnsupportedParameterWarning,
+    VerificationFailed,
+)
+from mfakit.hazmat.secretbox import Keyring
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "MFA",
+    "Challenge",
+    "ChallengeNotFound",
+    "ConcurrencyConflict",
+    "ConfigurationError",
+    "Credential",
+    "CredentialNotFound",
+    "CredentialStatus",
+    "DecryptionError",
+    "Event",
+    "EventType",
+    "ExpiredCode",
+    "FactorKind",
+    "InvalidCode",
+    "InvalidInput",
+    "InvalidSecret",
+    "InvalidType",
+    "Keyring",
+    "KeyringError",
+    "LockState",
+    "LockedOut",
+    "Lockout",
+    "LoggingSink",
+    "MFAError",
+    "MFAWarning",
+    "MalformedCode",
+    "NotEnrolled",
+    "ReplayedCode",
+    "StoreError",
+    "Subject",
+    "SystemClock",
+    "UnsupportedParameterWarning",
+    "Verification",
+    "VerificationFailed",
+]

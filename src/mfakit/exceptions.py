@@ -67,7 +67,9 @@ __all__ = [
 
 #: The one sentence every verification failure shows an end user.
 GENERIC_FAILURE = "The code could not be verified. Check it and try again."
-LOCKED_MESSAGE = "Too many attempts. Please wait before trying again, or contact your administrator."
+LOCKED_MESSAGE = (
+    "Too many attempts. Please wait before trying again, or contact your administrator."
+)
 
 
 class MFAError(Exception):

@@ -1,0 +1,594 @@
+"""The :class:`MFA` facade: the one place in mfakit that does I/O.
+
+It sequences the pure parts (factors, lockout maths) and the host's implementations
+(store, clock, event sink). It holds no logic of its own beyond that sequencing: every
+state change is computed by a pure function and written with one conditional write,
+retried when another writer got there first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, TypeVar
+
+from mfakit import _throttle
+from mfakit._clock import SystemClock
+from mfakit._models import (
+    Challenge,
+    Credential,
+    Event,
+    EventType,
+    LockState,
+    Subject,
+    Verification,
+    new_id,
+    validate_id,
+)
+from mfakit._throttle import Lockout
+from mfakit.exceptions import (
+    ChallengeNotFound,
+    ConcurrencyConflict,
+    ConfigurationError,
+    CredentialNotFound,
+    ExpiredCode,
+    InvalidCode,
+    InvalidType,
+    MalformedCode,
+    NotEnrolled,
+    ReplayedCode,
+    VerificationFailed,
+)
+from mfakit.factors._base import Factor, FactorSetup, secret_aad
+from mfakit.factors.totp import TOTP, TOTPEnrollment, TOTPSetup
+from mfakit.hazmat.compare import MAX_CODE_INPUT, normalize_code
+from mfakit.hazmat.secretbox import Keyring
+from mfakit.typing import Clock, EventSink, Store
+
+__all__ = ["MFA"]
+
+_log = logging.getLogger("mfakit")
+_T = TypeVar("_T")
+
+#: Conditional writes retried this many times before giving up. Contention resolves in a
+#: handful of rounds; the bound only stops a broken store from spinning forever.
+MAX_WRITE_RETRIES: Final = 1000
+
+
+class _NullSink:
+    __slots__ = ()
+
+    def emit(self, event: Event) -> None:
+        return None
+
+
+class MFA:
+    """Multi-factor authentication for one application: enrol, challenge, verify.
+
+    Args:
+        store: Where credentials, challenges and lock state live (:class:`MemoryStore`,
+            or any :class:`~mfakit.typing.Store`).
+        keyring: Encrypts factor secrets at rest (:class:`Keyring`).
+        factors: The configured factors, at most one per name.
+        clock: Time source; :class:`SystemClock` by default. Tests pass a ``FakeClock``.
+        events: Receives audit events; nothing by default.
+        lockout: Brute-force limits shared by all factors (default: 5 failures, then a
+            growing back-off from 30 s to 1 h, suspension at 100).
+
+    Every method validates its input first and raises a typed
+    :class:`~mfakit.exceptions.MFAError` subclass without changing anything on bad input.
+    Every verification returns evidence on success and raises on failure.
+
+    Raises:
+        ConfigurationError: If the factors are misconfigured.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        keyring: Keyring,
+        factors: Sequence[Factor],
+        clock: Clock | None = None,
+        events: EventSink | None = None,
+        lockout: Lockout | None = None,
+    ) -> None:
+        if not isinstance(keyring, Keyring):
+            raise ConfigurationError("keyring must be a mfakit.Keyring")
+        by_name: dict[str, Factor] = {}
+        for factor in factors:
+            if not isinstance(factor, Factor):
+                raise ConfigurationError(f"not a factor: {factor!r}")
+            if factor.name in by_name:
+                raise ConfigurationError(f"factor {factor.name!r} configured twice")
+            by_name[factor.name] = factor
+        if not by_name:
+            raise ConfigurationError("configure at least one factor")
+        self.store = store
+        self.keyring = keyring
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.events: EventSink = events if events is not None else _NullSink()
+        self.lockout = lockout if lockout is not None else Lockout()
+        self._factors = by_name
+        self._silent = isinstance(self.events, _NullSink)
+
+    def __repr__(self) -> str:
+        return f"MFA(factors={sorted(self._factors)}, store={self.store!r})"
+
+    # helpers ---------------------------------------------------------------------------
+    def factor(self, name: str) -> Factor:
+        """Return the configured factor called ``name``.
+
+        Raises:
+            ConfigurationError: If no such factor is configured.
+        """
+        try:
+            return self._factors[name]
+        except (KeyError, TypeError):
+            raise ConfigurationError(f"factor {name!r} is not configured") from None
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        """Names of the configured factors, in configuration order."""
+        return tuple(self._factors)
+
+    def _emit(self, type_: EventType, subject: Subject | None, **fields: object) -> None:
+        if self._silent:
+            return
+        event = Event(
+            type_,
+            self.clock.now(),
+            subject.id if subject is not None else None,
+            subject.tenant if subject is not None else None,
+            **fields,  # type: ignore[arg-type]
+        )
+        try:
+            self.events.emit(event)
+        except Exception:  # an audit sink must never break sign-in; it is logged instead
+            _log.exception("mfakit event sink failed for %s", type_.value)
+
+    @staticmethod
+    def _subject(subject: object) -> Subject:
+        if not isinstance(subject, Subject):
+            raise InvalidType(f"subject must be a mfakit.Subject, not {type(subject).__name__}")
+        return subject
+
+    def _update(
+        self,
+        read: Callable[[], _T | None],
+        step: Callable[[_T], _T | None],
+        write: Callable[[_T], bool],
+    ) -> _T | None:
+        """Read-compute-conditionally-write until the write lands (optimistic concurrency).
+
+        ``step`` returns the next record, or ``None`` to stop without writing. Returns the
+        record written, or ``None`` if there was nothing to write.
+        """
+        for _ in range(MAX_WRITE_RETRIES):
+            current = read()
+            if current is None:
+                return None
+            new = step(current)
+            if new is None:
+                return None
+            if write(new):
+                return new
+        raise ConcurrencyConflict("conditional write kept losing the race")
+
+    def _owned_credential(self, subject: Subject, credential_id: object) -> Credential:
+        validate_id(credential_id, "credential_id")
+        credential = self.store.get_credential(credential_id)  # type: ignore[arg-type]
+        if credential is None or credential.subject_id != subject.id:
+            raise CredentialNotFound("no such credential for this subject")
+        return credential
+
+    # lockout ---------------------------------------------------------------------------
+    def _charge(self, subject: Subject, now: dt.datetime) -> LockState:
+        """Charge one attempt before any comparison (SECURITY.md 14)."""
+        store = self.store
+        policy = self.lockout
+        for _ in range(MAX_WRITE_RETRIES):
+            state = store.get_lock_state(subject.id)
+            charged = _throttle.charge(state, policy, now)  # raises LockedOut
+            if store.put_lock_state(charged):
+                return charged
+        raise ConcurrencyConflict("could not charge the attempt")
+
+    def _succeeded(self, subject: Subject) -> None:
+        store = self.store
+        for _ in range(MAX_WRITE_RETRIES):
+            state = store.get_lock_state(subject.id)
+            if state.failures == 0 and not state.suspended and state.locked_until is None:
+                return
+            if store.put_lock_state(_throttle.reset(state)):
+                return
+        raise ConcurrencyConflict("could not record the success")
+
+    def _failed(
+        self, subject: Subject, charged: LockState, exc: VerificationFailed, **fields: object
+    ) -> None:
+        self._emit(EventType.FAILED, subject, reason=type(exc).__name__, **fields)
+        if _throttle.triggered(charged, self.lockout):
+            until = charged.locked_until
+            self._emit(
+                EventType.LOCKED,
+                subject,
+                reason="suspended" if charged.suspended else "temporary",
+                detail={
+                    "failures": charged.failures,
+                    "locked_until": None if until is None else until.isoformat(),
+                },
+                **fields,
+            )
+
+    def lock_state(self, subject: Subject) -> LockState:
+        """Return the subject's current failure count and lock."""
+        return self.store.get_lock_state(self._subject(subject).id)
+
+    def unlock(self, subject: Subject, *, actor: str) -> LockState:
+        """Clear a subject's failures and lock (temporary or suspended).
+
+        Args:
+            subject: Whom to unlock.
+            actor: Who unlocks (an administrator's id), recorded in the event.
+        """
+        subject = self._subject(subject)
+        if not isinstance(actor, str) or not actor:
+            raise InvalidType("actor must be a non-empty str")
+        written = self._update(
+            lambda: self.store.get_lock_state(subject.id),
+            _throttle.reset,
+            self.store.put_lock_state,
+        )
+        assert written is not None  # get_lock_state never returns None
+        self._emit(EventType.UNLOCKED, subject, actor=actor)
+        return written
+
+    # enrolment -------------------------------------------------------------------------
+    def enroll(self, subject: Subject, setup: FactorSetup | str) -> TOTPEnrollment:
+        """Start enrolling a factor. The credential stays pending until :meth:`confirm`.
+
+        Args:
+            subject: Who enrols.
+            setup: A factor's setup request, such as ``TOTP.setup(label="Phone")``, or a
+                factor name for the defaults.
+
+        Returns:
+            What to show the subject (for TOTP: the key, the URI and QR codes).
+
+        Raises:
+            ConfigurationError: The factor is not configured.
+            InvalidInput: Malformed setup.
+        """
+        subject = self._subject(subject)
+        if isinstance(setup, str):
+            factor = self.factor(setup)
+            if not isinstance(factor, TOTP):
+                raise ConfigurationError(f"factor {setup!r} cannot be enrolled this way")
+            setup = TOTP.setup()
+        if not isinstance(setup, TOTPSetup):
+            raise InvalidType(f"unsupported setup request: {type(setup).__name__}")
+        factor = self.factor(setup.factor)
+        assert isinstance(factor, TOTP)
+        now = self.clock.now()
+        enrollment = factor.begin(subject, setup, now=now, keyring=self.keyring)
+        if not self.store.put_credential(enrollment.credential):
+            raise ConcurrencyConflict("credential id collision")  # pragma: no cover
+        self._emit(
+            EventType.ENROLLMENT_STARTED,
+            subject,
+            factor=factor.name,
+            credential_id=enrollment.id,
+        )
+        return enrollment
+
+    def confirm(self, subject: Subject, enrollment_id: str, code: str) -> Credential:
+        """Activate a pending enrolment with a code from the new authenticator.
+
+        The code's time step is recorded, so the same code cannot then sign in (RFC 6238
+        5.2). Attempts count against the subject's lockout like any other.
+
+        Returns:
+            The active credential.
+
+        Raises:
+            MalformedCode: The code is not N ASCII digits (nothing is charged).
+            CredentialNotFound: Unknown id, or not this subject's, or already active.
+            ExpiredCode: The pending enrolment lapsed.
+            InvalidCode, ReplayedCode, LockedOut: As for :meth:`verify`.
+        """
+        subject = self._subject(subject)
+        credential = self._owned_credential(subject, enrollment_id)
+        if credential.active:
+            raise CredentialNotFound("credential is already active; nothing to confirm")
+        factor = self.factor(credential.factor)
+        assert isinstance(factor, TOTP)
+        normalized = normalize_code(code, digits=credential.params.get("digits", 6))
+        now = self.clock.now()
+        if credential.expires_at is not None and now >= credential.expires_at:
+            raise ExpiredCode("the pending enrolment has expired; start again")
+        charged = self._charge(subject, now)
+        try:
+            confirmed = self._apply_code(factor, credential, normalized, now)
+        except VerificationFailed as exc:
+            self._failed(subject, charged, exc, factor=factor.name, credential_id=credential.id)
+            raise
+        self._succeeded(subject)
+        self._emit(
+            EventType.ENROLLMENT_CONFIRMED,
+            subject,
+            factor=factor.name,
+            credential_id=confirmed.id,
+        )
+        return confirmed
+
+    def credentials(self, subject: Subject, *, include_pending: bool = False) -> list[Credential]:
+        """List a subject's credentials (active ones, plus pending if asked)."""
+        subject = self._subject(subject)
+        now = self.clock.now()
+        return [
+            c
+            for c in self.store.list_credentials(subject.id)
+            if c.active or (include_pending and (c.expires_at is None or now < c.expires_at))
+        ]
+
+    def remove(
+        self, subject: Subject, credential_id: str, *, actor: str | None = None
+    ) -> Credential:
+        """Remove one of the subject's credentials.
+
+        Raises:
+            CredentialNotFound: Unknown id or another subject's.
+        """
+        subject = self._subject(subject)
+        credential = self._owned_credential(subject, credential_id)
+        for _ in range(MAX_WRITE_RETRIES):
+            if self.store.delete_credential(credential.id, version=credential.version):
+                break
+            credential = self._owned_credential(subject, credential_id)
+        else:  # pragma: no cover - needs a store that keeps changing the record
+            raise ConcurrencyConflict("could not remove the credential")
+        self._emit(
+            EventType.CREDENTIAL_REMOVED,
+            subject,
+            factor=credential.factor,
+            credential_id=credential.id,
+            actor=actor,
+        )
+        return credential
+
+    # sign-in ---------------------------------------------------------------------------
+    def challenge(
+        self, subject: Subject, factor: str, *, credential_id: str | None = None
+    ) -> Challenge:
+        """Open a challenge: the subject is now expected to prove ``factor``.
+
+        For TOTP nothing is sent; the challenge binds the attempt to this subject, limits
+        attempts and expires. A challenge is created even when the subject has no
+        credential for the factor, so the answer does not reveal which factors a subject
+        has (SECURITY.md 36); verifying it then fails like a wrong code.
+
+        Raises:
+            ConfigurationError: ``factor`` is not configured.
+            CredentialNotFound: ``credential_id`` is not the subject's.
+        """
+        subject = self._subject(subject)
+        if not isinstance(factor, str):
+            raise InvalidType(f"factor must be str, not {type(factor).__name__}")
+        impl = self.factor(factor)
+        if credential_id is not None:
+            credential = self._owned_credential(subject, credential_id)
+            if credential.factor != impl.name or not credential.active:
+                raise CredentialNotFound("credential is not an active one of that factor")
+        now = self.clock.now()
+        challenge = Challenge(
+            id=new_id("ch"),
+            subject_id=subject.id,
+            tenant=subject.tenant,
+            factor=impl.name,
+            created_at=now,
+            expires_at=now + impl.challenge_ttl,
+            max_attempts=impl.max_attempts,
+            credential_id=credential_id,
+        )
+        if not self.store.put_challenge(challenge):
+            raise ConcurrencyConflict("challenge id collision")  # pragma: no cover
+        self._emit(
+            EventType.CHALLENGE_CREATED, subject, factor=impl.name, challenge_id=challenge.id
+        )
+        return challenge
+
+    def verify(self, subject: Subject, challenge_id: str, code: str) -> Verification:
+        """Check a code against an open challenge. Success returns evidence; failure raises.
+
+        Order of work: input is validated (nothing is charged for malformed input), the
+        attempt is charged against the subject's lockout and the challenge's own limit
+        *before* any comparison (SECURITY.md 14), then the code is compared in constant
+        time against every step of every candidate credential, and the accepted step is
+        written with a conditional write so that of N concurrent submissions of one code
+        exactly one succeeds (SECURITY.md 4).
+
+        Args:
+            subject: Who answers. Must own the challenge.
+            challenge_id: From :meth:`challenge`.
+            code: What the subject typed ("123 456" is fine).
+
+        Returns:
+            A :class:`Verification` naming the credential that matched.
+
+        Raises:
+            InvalidType, MalformedCode, InvalidInput: Malformed arguments; nothing charged.
+            ChallengeNotFound: Unknown, used, exhausted or another subject's challenge.
+            ExpiredCode: The challenge expired.
+            LockedOut: Too many failures; right and wrong codes alike.
+            InvalidCode, ReplayedCode, NotEnrolled: The attempt failed (and was counted).
+        """
+        if type(subject) is not Subject:
+            subject = self._subject(subject)
+        validate_id(challenge_id, "challenge_id")
+        if not isinstance(code, str):
+            raise InvalidType(f"a code must be str, not {type(code).__name__}")
+        if len(code) > MAX_CODE_INPUT:
+            raise MalformedCode(f"code input longer than {MAX_CODE_INPUT} characters")
+        store = self.store
+        challenge = store.get_challenge(challenge_id)
+        if challenge is None or challenge.subject_id != subject.id:
+            raise ChallengeNotFound("no open challenge with that id for this subject")
+        now = self.clock.now()
+        if now >= challenge.expires_at:
+            raise ExpiredCode("the challenge has expired")
+        factor = self.factor(challenge.factor)
+        assert isinstance(factor, TOTP)
+        candidates = self._candidates(subject, challenge)
+        codes = self._normalize(factor, candidates, code)
+
+        charged = self._charge(subject, now)
+        try:
+            live = self._charge_challenge(challenge)
+            if not candidates:
+                raise NotEnrolled("subject has no active credential for this factor")
+            matched = self._match_any(factor, candidates, codes, now)
+        except VerificationFailed as exc:
+            self._failed(subject, charged, exc, factor=factor.name, challenge_id=challenge.id)
+            raise
+        self._succeeded(subject)
+        store.delete_challenge(live.id, version=live.version)
+        if not self._silent:
+            self._emit(
+                EventType.VERIFIED,
+                subject,
+                factor=factor.name,
+                challenge_id=challenge.id,
+                credential_id=matched.id,
+            )
+        return Verification(
+            subject.id, subject.tenant, factor.name, matched.id, challenge.id, now, factor.kind
+        )
+
+    @staticmethod
+    def _normalize(factor: TOTP, candidates: Sequence[Credential], code: str) -> dict[int, str]:
+        """Normalise ``code`` for each code length in use; raise if it fits none.
+
+        Credentials keep the length they were enrolled with, so a subject may hold 6- and
+        8-digit authenticators at once.
+        """
+        default = factor.digits
+        lengths = {c.params.get("digits", default) for c in candidates} if candidates else ()
+        if not lengths or lengths == {default}:  # the common case: one length
+            return {default: normalize_code(code, digits=default)}
+        codes: dict[int, str] = {}
+        error: MalformedCode | None = None
+        for digits in lengths:
+            try:
+                codes[digits] = normalize_code(code, digits=digits)
+            except MalformedCode as exc:
+                error = exc
+        if error is not None and not codes:
+            raise error
+        return codes
+
+    def _candidates(self, subject: Subject, challenge: Challenge) -> list[Credential]:
+        if challenge.credential_id is not None:
+            credential = self.store.get_credential(challenge.credential_id)
+            found = [] if credential is None else [credential]
+        else:
+            found = list(self.store.list_credentials(subject.id))
+        return [
+            c
+            for c in found
+            if c.active and c.factor == challenge.factor and c.subject_id == subject.id
+        ]
+
+    def _charge_challenge(self, challenge: Challenge) -> Challenge:
+        store = self.store
+        for _ in range(MAX_WRITE_RETRIES):
+            if challenge.attempts >= challenge.max_attempts:
+                store.delete_challenge(challenge.id, version=challenge.version)
+                raise ChallengeNotFound("the challenge has used all its attempts")
+            charged = challenge.charged()
+            if store.put_challenge(charged):
+                return charged
+            current = store.get_challenge(challenge.id)
+            if current is None:
+                raise ChallengeNotFound("the challenge was used or withdrawn meanwhile")
+            challenge = current
+        raise ConcurrencyConflict("could not charge the challenge")
+
+    def _match_any(
+        self,
+        factor: TOTP,
+        candidates: Iterable[Credential],
+        codes: dict[int, str],
+        now: dt.datetime,
+    ) -> Credential:
+        failures: list[VerificationFailed] = []
+        for credential in candidates:
+            code = codes.get(credential.params.get("digits", factor.digits))
+            if code is None:
+                continue
+            try:
+                return self._apply_code(factor, credential, code, now)
+            except (InvalidCode, ReplayedCode) as exc:
+                failures.append(exc)
+        # A replay is the more specific fact; either way the public message is the same.
+        replays = [failure for failure in failures if isinstance(failure, ReplayedCode)]
+        if replays:
+            raise replays[0]
+        raise InvalidCode("code does not match any credential of the subject")
+
+    def _apply_code(
+        self, factor: TOTP, credential: Credential, code: str, now: dt.datetime
+    ) -> Credential:
+        """Check ``code`` and persist the advanced counter; re-check if we lost a race.
+
+        If another request advanced the same credential first, the fresh record is checked
+        again, which turns the losing copy of a code into a :class:`ReplayedCode`.
+        """
+        store = self.store
+        for _ in range(MAX_WRITE_RETRIES):
+            advanced = factor.check(credential, code, now=now, keyring=self.keyring)
+            if store.put_credential(advanced):
+                return advanced
+            current = store.get_credential(credential.id)
+            if current is None or current.subject_id != credential.subject_id:
+                raise CredentialNotFound("credential was removed meanwhile")
+            credential = current
+        raise ConcurrencyConflict("could not record the accepted code")
+
+    # maintenance -----------------------------------------------------------------------
+    def rotate_keys(self) -> int:
+        """Re-encrypt every secret not under the keyring's primary key.
+
+        Safe while the application runs: each record is rewritten with a conditional
+        write, and old keys keep decrypting until you remove them.
+
+        Returns:
+            How many credentials were re-encrypted.
+        """
+        keyring = self.keyring
+        rotated = 0
+        for credential in self.store.iter_credentials():
+            if not credential.secret or not keyring.needs_rotation(credential.secret):
+                continue
+
+            def step(current: Credential) -> Credential | None:
+                if not keyring.needs_rotation(current.secret):
+                    return None
+                blob = keyring.rotate(current.secret, aad=secret_aad(current))
+                return dataclasses.replace(current, secret=blob, version=current.version + 1)
+
+            if self._update(
+                functools.partial(self.store.get_credential, credential.id),
+                step,
+                self.store.put_credential,
+            ):
+                rotated += 1
+        self._emit(EventType.KEYS_ROTATED, None, actor="system", detail={"rotated": rotated})
+        return rotated
+
+    def purge_expired(self) -> int:
+        """Delete expired challenges; returns how many. Run it periodically."""
+        return self.store.purge_challenges(expired_before=self.clock.now())

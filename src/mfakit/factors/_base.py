@@ -1,0 +1,61 @@
+"""The factor family: what every factor shares.
+
+Factors are pure. They turn a record and a response into a new record (or raise), using
+only the keyring and the time they are given. They never touch a store, a sender or the
+clock: the :class:`~mfakit.MFA` facade does all I/O and persists their results with
+conditional writes. That split is what lets one store contract serve every factor.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from typing import ClassVar
+
+from mfakit._models import Credential, FactorKind
+
+__all__ = ["Factor", "FactorSetup", "secret_aad"]
+
+
+def secret_aad(credential: Credential) -> bytes:
+    """Associated data binding a credential's encrypted secret to that credential.
+
+    A blob copied onto another credential, another subject or another factor fails to
+    decrypt (SECURITY.md 18).
+    """
+    return b"\x1f".join(
+        (
+            b"mfakit/credential/v1",
+            credential.id.encode(),
+            credential.subject_id.encode(),
+            credential.factor.encode(),
+        )
+    )
+
+
+class FactorSetup:
+    """Base of the per-factor enrolment requests (``TOTP.setup(...)``)."""
+
+    factor: ClassVar[str]
+
+
+class Factor(abc.ABC):
+    """Base class of mfakit's factors.
+
+    Attributes:
+        name: Identifier used in challenges, credentials and policies (``"totp"``).
+        kind: Possession or knowledge.
+        challenge_ttl: How long a challenge stays answerable.
+        max_attempts: Attempts allowed against one challenge (the subject-wide lockout
+            applies on top).
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[FactorKind]
+    challenge_ttl: dt.timedelta
+    max_attempts: int
+
+    @property
+    def code_digits(self) -> int | None:
+        """Digits of the codes this factor accepts, or ``None`` if not code-based."""
+        return None
