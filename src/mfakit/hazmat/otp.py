@@ -2,7 +2,7 @@
 
 Pure functions over bytes and integers. Keys are raw bytes (not base32); counters and time
 steps are unbounded non-negative integers encoded as 64-bit big-endian values, as RFC 4226
-section 5.1 requires, so the 64-bit time step of RFC 6238's last vector (year 2603) works.
+section 5.1 requires, so times past 2038 (RFC 6238's last vector is in year 2603) work.
 """
 
 from __future__ import annotations
