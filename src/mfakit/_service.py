@@ -130,6 +130,12 @@ class MFA:
         except (KeyError, TypeError):
             raise ConfigurationError(f"factor {name!r} is not configured") from None
 
+    def _code_factor(self, name: str) -> TOTP:
+        factor = self.factor(name)
+        if not isinstance(factor, TOTP):  # pragma: no cover - only TOTP exists so far
+            raise ConfigurationError(f"factor {name!r} does not verify codes this way")
+        return factor
+
     @property
     def factor_names(self) -> tuple[str, ...]:
         """Names of the configured factors, in configuration order."""
@@ -243,7 +249,8 @@ class MFA:
             _throttle.reset,
             self.store.put_lock_state,
         )
-        assert written is not None  # get_lock_state never returns None
+        if written is None:  # pragma: no cover - get_lock_state never returns None
+            raise ConcurrencyConflict("store returned no lock state")
         self._emit(EventType.UNLOCKED, subject, actor=actor)
         return written
 
@@ -271,8 +278,7 @@ class MFA:
             setup = TOTP.setup()
         if not isinstance(setup, TOTPSetup):
             raise InvalidType(f"unsupported setup request: {type(setup).__name__}")
-        factor = self.factor(setup.factor)
-        assert isinstance(factor, TOTP)
+        factor = self._code_factor(setup.factor)
         now = self.clock.now()
         enrollment = factor.begin(subject, setup, now=now, keyring=self.keyring)
         if not self.store.put_credential(enrollment.credential):
@@ -304,8 +310,7 @@ class MFA:
         credential = self._owned_credential(subject, enrollment_id)
         if credential.active:
             raise CredentialNotFound("credential is already active; nothing to confirm")
-        factor = self.factor(credential.factor)
-        assert isinstance(factor, TOTP)
+        factor = self._code_factor(credential.factor)
         normalized = normalize_code(code, digits=credential.params.get("digits", 6))
         now = self.clock.now()
         if credential.expires_at is not None and now >= credential.expires_at:
@@ -440,8 +445,7 @@ class MFA:
         now = self.clock.now()
         if now >= challenge.expires_at:
             raise ExpiredCode("the challenge has expired")
-        factor = self.factor(challenge.factor)
-        assert isinstance(factor, TOTP)
+        factor = self._code_factor(challenge.factor)
         candidates = self._candidates(subject, challenge)
         codes = self._normalize(factor, candidates, code)
 
