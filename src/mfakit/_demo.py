@@ -6,10 +6,11 @@ phone's app runs on real time) and an in-memory store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TextIO
 
 from mfakit._clock import SystemClock
-from mfakit._models import Subject
+from mfakit._models import Subject, Verification
 from mfakit._service import MFA
 from mfakit.exceptions import LockedOut, MFAError, ReplayedCode
 from mfakit.factors.totp import TOTP
@@ -37,6 +38,27 @@ class _Console:
             self.say()
             return None
         return line.rstrip("\r\n")
+
+
+def _ask_for_codes(console: _Console, attempt: Callable[[str], object]) -> str | None:
+    """Ask for codes until ``attempt`` accepts one; return it, or ``None`` to stop."""
+    for _ in range(_MAX_TRIES):
+        code = console.ask("Code: ")
+        if code is None:
+            return None
+        try:
+            attempt(code)
+        except ReplayedCode:
+            console.say("   That code was already used. Wait for the app to show a new one.")
+        except LockedOut as exc:
+            console.say(exc.public_message)
+            return None
+        except MFAError as exc:
+            console.say(f"   Not accepted: {exc.public_message}")
+        else:
+            return code
+    console.say("Too many tries; run the demo again.")
+    return None
 
 
 def run_demo(*, account: str, issuer: str, show_qr: bool, stdin: TextIO, stdout: TextIO) -> int:
@@ -71,47 +93,21 @@ def run_demo(*, account: str, issuer: str, show_qr: bool, stdin: TextIO, stdout:
     console.say()
 
     console.say("2. Prove it works: type the 6-digit code the app shows.")
-    for _ in range(_MAX_TRIES):
-        code = console.ask("Code: ")
-        if code is None:
-            return 1
-        try:
-            mfa.confirm(subject, enrollment.id, code)
-        except LockedOut as exc:
-            console.say(exc.public_message)
-            return 1
-        except MFAError as exc:
-            console.say(f"   Not accepted: {exc.public_message}")
-            continue
-        console.say("   Enrolled. The authenticator app is now your second factor.")
-        break
-    else:
-        console.say("Too many tries; run the demo again.")
+    if _ask_for_codes(console, lambda code: mfa.confirm(subject, enrollment.id, code)) is None:
         return 1
+    console.say("   Enrolled. The authenticator app is now your second factor.")
     console.say()
 
     console.say("3. Sign in: type the NEXT code the app shows (wait for it to change).")
-    for _ in range(_MAX_TRIES):
-        code = console.ask("Code: ")
-        if code is None:
-            return 1
-        challenge = mfa.challenge(subject, "totp")
-        try:
-            proof = mfa.verify(subject, challenge.id, code)
-        except ReplayedCode:
-            console.say("   That code was already used. Wait for the app to show a new one.")
-            continue
-        except LockedOut as exc:
-            console.say(exc.public_message)
-            return 1
-        except MFAError as exc:
-            console.say(f"   Not accepted: {exc.public_message}")
-            continue
-        console.say(f"   Signed in at {proof.verified_at:%H:%M:%S} UTC.")
-        break
-    else:
-        console.say("Too many tries; run the demo again.")
+    proofs: list[Verification] = []
+
+    def sign_in(code: str) -> None:
+        proofs.append(mfa.verify(subject, mfa.challenge(subject, "totp").id, code))
+
+    code = _ask_for_codes(console, sign_in)
+    if code is None:
         return 1
+    console.say(f"   Signed in at {proofs[0].verified_at:%H:%M:%S} UTC.")
     console.say()
 
     console.say("4. Someone who saw that code tries it again:")
