@@ -53,9 +53,15 @@ class DemoProcess:
         self.proc.stdin.flush()
 
     def finish(self) -> tuple[int, str]:
-        out, err = self.proc.communicate(timeout=30)
-        self.transcript.append(out)
-        return self.proc.returncode, "".join(self.transcript) + err
+        # Not communicate(): it reads the raw pipe and would lose what readline() buffered.
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        self.proc.stdin.close()
+        self.transcript.append(self.proc.stdout.read())
+        err = self.proc.stderr.read()
+        status = self.proc.wait(timeout=30)
+        return status, "".join(self.transcript) + err
 
 
 def manual_key(line: str) -> str:

@@ -69,8 +69,13 @@ class FakeClock:
         Raises:
             InvalidInput: When asked to move backwards.
         """
+        if isinstance(delta, bool) or not isinstance(delta, (dt.timedelta, int, float)):
+            raise InvalidType(f"advance() takes a timedelta or seconds, not {type(delta).__name__}")
         step = delta if isinstance(delta, dt.timedelta) else dt.timedelta(seconds=delta)
-        step += dt.timedelta(**kwargs)
+        try:
+            step += dt.timedelta(**kwargs)
+        except TypeError as exc:
+            raise InvalidType(f"bad timedelta parts for advance(): {exc}") from None
         if step < dt.timedelta(0):
             raise InvalidInput("FakeClock only moves forward; use set() to jump back")
         with self._lock:

@@ -31,6 +31,7 @@ __all__ = [
     "Subject",
     "Verification",
     "new_id",
+    "validate_actor",
     "validate_id",
 ]
 
@@ -62,6 +63,21 @@ def validate_id(value: object, what: str) -> str:
         raise InvalidType(f"{what} must be str, not {type(value).__name__}")
     if _ID_PATTERN.fullmatch(value) is None:
         raise InvalidInput(f"{what} is not a valid identifier")
+    return value
+
+
+def validate_actor(value: object) -> str:
+    """Check who performs an administrative action (recorded in audit events).
+
+    Raises:
+        InvalidType: If it is not ``str``.
+        InvalidInput: If it is blank, longer than 255 characters or holds control
+            characters (which could forge lines in a text audit log).
+    """
+    if not isinstance(value, str):
+        raise InvalidType(f"actor must be str, not {type(value).__name__}")
+    if not value.strip() or len(value) > _MAX_SUBJECT_FIELD or _CONTROL.search(value):
+        raise InvalidInput("actor must be 1 to 255 printable characters")
     return value
 
 

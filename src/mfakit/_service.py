@@ -26,6 +26,7 @@ from mfakit._models import (
     Subject,
     Verification,
     new_id,
+    validate_actor,
     validate_id,
 )
 from mfakit._throttle import Lockout
@@ -37,6 +38,7 @@ from mfakit.exceptions import (
     ExpiredCode,
     InvalidCode,
     InvalidType,
+    LockedOut,
     MalformedCode,
     NotEnrolled,
     ReplayedCode,
@@ -192,13 +194,21 @@ class MFA:
         return credential
 
     # lockout ---------------------------------------------------------------------------
-    def _charge(self, subject: Subject, now: dt.datetime) -> LockState:
-        """Charge one attempt before any comparison (SECURITY.md 14)."""
+    def _charge(self, subject: Subject, now: dt.datetime, **fields: object) -> LockState:
+        """Charge one attempt before any comparison (SECURITY.md 14).
+
+        An attempt refused because the subject is locked changes nothing, but it is still
+        audited as a failure (SECURITY.md 37).
+        """
         store = self.store
         policy = self.lockout
         for _ in range(MAX_WRITE_RETRIES):
             state = store.get_lock_state(subject.id)
-            charged = _throttle.charge(state, policy, now)  # raises LockedOut
+            try:
+                charged = _throttle.charge(state, policy, now)
+            except LockedOut:
+                self._emit(EventType.FAILED, subject, reason="LockedOut", **fields)
+                raise
             if store.put_lock_state(charged):
                 return charged
         raise ConcurrencyConflict("could not charge the attempt")
@@ -242,8 +252,7 @@ class MFA:
             actor: Who unlocks (an administrator's id), recorded in the event.
         """
         subject = self._subject(subject)
-        if not isinstance(actor, str) or not actor:
-            raise InvalidType("actor must be a non-empty str")
+        validate_actor(actor)
         written = self._update(
             lambda: self.store.get_lock_state(subject.id),
             _throttle.reset,
@@ -315,7 +324,7 @@ class MFA:
         now = self.clock.now()
         if credential.expires_at is not None and now >= credential.expires_at:
             raise ExpiredCode("the pending enrolment has expired; start again")
-        charged = self._charge(subject, now)
+        charged = self._charge(subject, now, factor=factor.name, credential_id=credential.id)
         try:
             confirmed = self._apply_code(factor, credential, normalized, now)
         except VerificationFailed as exc:
@@ -349,6 +358,8 @@ class MFA:
             CredentialNotFound: Unknown id or another subject's.
         """
         subject = self._subject(subject)
+        if actor is not None:
+            validate_actor(actor)
         credential = self._owned_credential(subject, credential_id)
         for _ in range(MAX_WRITE_RETRIES):
             if self.store.delete_credential(credential.id, version=credential.version):
@@ -449,7 +460,7 @@ class MFA:
         candidates = self._candidates(subject, challenge)
         codes = self._normalize(factor, candidates, code)
 
-        charged = self._charge(subject, now)
+        charged = self._charge(subject, now, factor=factor.name, challenge_id=challenge.id)
         try:
             live = self._charge_challenge(challenge)
             if not candidates:
@@ -459,7 +470,7 @@ class MFA:
             self._failed(subject, charged, exc, factor=factor.name, challenge_id=challenge.id)
             raise
         self._succeeded(subject)
-        store.delete_challenge(live.id, version=live.version)
+        self._consume(live)
         if not self._silent:
             self._emit(
                 EventType.VERIFIED,
@@ -505,6 +516,20 @@ class MFA:
             for c in found
             if c.active and c.factor == challenge.factor and c.subject_id == subject.id
         ]
+
+    def _consume(self, challenge: Challenge) -> None:
+        """Delete a challenge after success, even if a concurrent attempt bumped its version.
+
+        A challenge is single-use: leaving it open because a losing attempt wrote a newer
+        version in between would let the next code on it verify again.
+        """
+        store = self.store
+        current: Challenge | None = challenge
+        for _ in range(MAX_WRITE_RETRIES):
+            if current is None or store.delete_challenge(current.id, version=current.version):
+                return
+            current = store.get_challenge(challenge.id)
+        raise ConcurrencyConflict("could not consume the challenge")  # pragma: no cover
 
     def _charge_challenge(self, challenge: Challenge) -> Challenge:
         store = self.store
@@ -595,4 +620,4 @@ class MFA:
 
     def purge_expired(self) -> int:
         """Delete expired challenges; returns how many. Run it periodically."""
-        return self.store.purge_challenges(expired_before=self.clock.now())
+        return self.store.purge_challenges(now=self.clock.now())

@@ -61,6 +61,9 @@ class Lockout:
                 )
         if self.hard_limit < self.max_failures:
             raise ConfigurationError("Lockout.hard_limit must be >= max_failures")
+        for name in ("backoff_initial", "backoff_max"):
+            if not isinstance(getattr(self, name), dt.timedelta):
+                raise ConfigurationError(f"Lockout.{name} must be a datetime.timedelta")
         if self.mode not in ("backoff", "suspend"):
             raise ConfigurationError("Lockout.mode must be 'backoff' or 'suspend'")
         if self.backoff_initial <= dt.timedelta(0) or self.backoff_max < self.backoff_initial:
@@ -78,9 +81,13 @@ class Lockout:
 
     def lock_duration(self, lockouts: int) -> dt.timedelta:
         """Length of the temporary lock number ``lockouts + 1`` (growing back-off)."""
-        # Cap the exponent before shifting: 2**lockouts would grow without bound.
-        factor = 1 << min(lockouts, 32)
-        return min(self.backoff_initial * factor, self.backoff_max)
+        duration = self.backoff_initial
+        # Double at most until the cap: never build a timedelta past timedelta.max.
+        for _ in range(min(lockouts, 64)):
+            if duration >= self.backoff_max:
+                break
+            duration = min(duration * 2, self.backoff_max)
+        return min(duration, self.backoff_max)
 
 
 def is_locked(state: LockState, now: dt.datetime) -> bool:

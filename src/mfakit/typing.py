@@ -88,8 +88,12 @@ class Store(Protocol):
         """Delete the challenge if its stored version is ``version``."""
         ...
 
-    def purge_challenges(self, *, expired_before: dt.datetime) -> int:
-        """Delete challenges that expired before the given time; return how many."""
+    def purge_challenges(self, *, now: dt.datetime) -> int:
+        """Delete challenges no longer answerable at ``now`` (``expires_at <= now``).
+
+        Returns how many were deleted. A challenge expires *at* ``expires_at``, the same
+        instant verification starts refusing it.
+        """
         ...
 
     def get_lock_state(self, subject_id: str) -> LockState:

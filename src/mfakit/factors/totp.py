@@ -57,6 +57,21 @@ class TOTPSetup(FactorSetup):
     label: str = "Authenticator app"
     secret: str | None = dataclasses.field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        # Validated here, not only in TOTP.setup(), so a hand-built setup is checked too.
+        label = self.label
+        if not isinstance(label, str):
+            raise InvalidType(f"label must be str, not {type(label).__name__}")
+        if not label.strip() or len(label) > _MAX_LABEL or not label.isprintable():
+            raise InvalidInput(f"label must be 1 to {_MAX_LABEL} printable characters")
+        if self.secret is not None:
+            raw = decode_secret(self.secret)
+            if len(raw) < MIN_IMPORTED_SECRET_BYTES:
+                raise InvalidSecret(
+                    f"imported secret has {len(raw) * 8} bits; at least "
+                    f"{MIN_IMPORTED_SECRET_BYTES * 8} are required (RFC 4226 R6)"
+                )
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TOTPEnrollment:
@@ -154,6 +169,21 @@ class TOTP(Factor):
             raise ConfigurationError("TOTP issuer must be a non-empty str of at most 64 chars")
         if ":" in issuer:
             raise ConfigurationError("TOTP issuer must not contain ':' (Key URI format)")
+        for name, value in (
+            ("digits", digits),
+            ("period", period),
+            ("window", window),
+            ("max_attempts", max_attempts),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigurationError(f"TOTP {name} must be int")
+        if secret_bytes is not None and (
+            isinstance(secret_bytes, bool) or not isinstance(secret_bytes, int)
+        ):
+            raise ConfigurationError("TOTP secret_bytes must be int")
+        for name, ttl in (("enrollment_ttl", enrollment_ttl), ("challenge_ttl", challenge_ttl)):
+            if not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0):
+                raise ConfigurationError(f"TOTP {name} must be a positive datetime.timedelta")
         if algorithm not in ALGORITHMS:
             raise ConfigurationError(f"TOTP algorithm must be one of {sorted(ALGORITHMS)}")
         if digits not in (6, 8):
@@ -220,17 +250,6 @@ class TOTP(Factor):
             InvalidType, InvalidInput: On a bad label.
             InvalidSecret: On a malformed or too-short secret.
         """
-        if not isinstance(label, str):
-            raise InvalidType(f"label must be str, not {type(label).__name__}")
-        if not label.strip() or len(label) > _MAX_LABEL or not label.isprintable():
-            raise InvalidInput(f"label must be 1 to {_MAX_LABEL} printable characters")
-        if secret is not None:
-            raw = decode_secret(secret)
-            if len(raw) < MIN_IMPORTED_SECRET_BYTES:
-                raise InvalidSecret(
-                    f"imported secret has {len(raw) * 8} bits; at least "
-                    f"{MIN_IMPORTED_SECRET_BYTES * 8} are required (RFC 4226 R6)"
-                )
         return TOTPSetup(label=label, secret=secret)
 
     # pure operations ---------------------------------------------------------------------

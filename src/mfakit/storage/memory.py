@@ -109,10 +109,10 @@ class MemoryStore:
             del self._challenges[challenge_id]
             return True
 
-    def purge_challenges(self, *, expired_before: dt.datetime) -> int:
-        """Delete challenges whose expiry is before ``expired_before``."""
+    def purge_challenges(self, *, now: dt.datetime) -> int:
+        """Delete challenges no longer answerable at ``now`` (``expires_at <= now``)."""
         with self._lock:
-            dead = [k for k, c in self._challenges.items() if c.expires_at < expired_before]
+            dead = [k for k, c in self._challenges.items() if c.expires_at <= now]
             for key in dead:
                 del self._challenges[key]
             return len(dead)

@@ -185,7 +185,9 @@ class StoreContract:
         new = dataclasses.replace(make_challenge("ch_new"), expires_at=T0 + dt.timedelta(hours=1))
         assert store.put_challenge(old)
         assert store.put_challenge(new)
-        assert store.purge_challenges(expired_before=T0 + dt.timedelta(minutes=1)) == 1
+        assert store.purge_challenges(now=T0 - dt.timedelta(microseconds=1)) == 0
+        assert store.get_challenge("ch_old") == old
+        assert store.purge_challenges(now=T0) == 1  # expired at its expiry instant
         assert store.get_challenge("ch_old") is None
         assert store.get_challenge("ch_new") == new
 
