@@ -188,6 +188,12 @@ class Credential:
     secret: bytes = dataclasses.field(default=b"", repr=False)
     version: int = 1
 
+    def __post_init__(self) -> None:
+        # Records are shared (MemoryStore hands out the stored object): a plain dict here
+        # would let a caller rewrite a stored credential without a versioned write.
+        if type(self.params) is not MappingProxyType:
+            object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
     @property
     def active(self) -> bool:
         """True once the enrolment has been confirmed."""
@@ -356,3 +362,7 @@ class Event:
     actor: str | None = None
     reason: str | None = None
     detail: Mapping[str, Any] = dataclasses.field(default_factory=_empty, hash=False)
+
+    def __post_init__(self) -> None:
+        if type(self.detail) is not MappingProxyType:
+            object.__setattr__(self, "detail", MappingProxyType(dict(self.detail)))

@@ -35,11 +35,13 @@ from mfakit.exceptions import (
     ConcurrencyConflict,
     ConfigurationError,
     CredentialNotFound,
+    DecryptionError,
     ExpiredCode,
     InvalidCode,
     InvalidType,
     LockedOut,
     MalformedCode,
+    MFAError,
     NotEnrolled,
     ReplayedCode,
     VerificationFailed,
@@ -224,7 +226,7 @@ class MFA:
         raise ConcurrencyConflict("could not record the success")
 
     def _failed(
-        self, subject: Subject, charged: LockState, exc: VerificationFailed, **fields: object
+        self, subject: Subject, charged: LockState, exc: MFAError, **fields: object
     ) -> None:
         self._emit(EventType.FAILED, subject, reason=type(exc).__name__, **fields)
         if _throttle.triggered(charged, self.lockout):
@@ -323,7 +325,15 @@ class MFA:
         normalized = normalize_code(code, digits=credential.params.get("digits", 6))
         now = self.clock.now()
         if credential.expires_at is not None and now >= credential.expires_at:
-            raise ExpiredCode("the pending enrolment has expired; start again")
+            expired = ExpiredCode("the pending enrolment has expired; start again")
+            self._emit(
+                EventType.FAILED,
+                subject,
+                reason=type(expired).__name__,
+                factor=factor.name,
+                credential_id=credential.id,
+            )
+            raise expired
         charged = self._charge(subject, now, factor=factor.name, credential_id=credential.id)
         try:
             confirmed = self._apply_code(factor, credential, normalized, now)
@@ -455,7 +465,15 @@ class MFA:
             raise ChallengeNotFound("no open challenge with that id for this subject")
         now = self.clock.now()
         if now >= challenge.expires_at:
-            raise ExpiredCode("the challenge has expired")
+            expired = ExpiredCode("the challenge has expired")
+            self._emit(
+                EventType.FAILED,
+                subject,
+                reason=type(expired).__name__,
+                factor=challenge.factor,
+                challenge_id=challenge.id,
+            )
+            raise expired
         factor = self._code_factor(challenge.factor)
         candidates = self._candidates(subject, challenge)
         codes = self._normalize(factor, candidates, code)
@@ -466,7 +484,7 @@ class MFA:
             if not candidates:
                 raise NotEnrolled("subject has no active credential for this factor")
             matched = self._match_any(factor, candidates, codes, now)
-        except VerificationFailed as exc:
+        except (VerificationFailed, DecryptionError) as exc:
             self._failed(subject, charged, exc, factor=factor.name, challenge_id=challenge.id)
             raise
         self._succeeded(subject)
@@ -554,6 +572,7 @@ class MFA:
         now: dt.datetime,
     ) -> Credential:
         failures: list[VerificationFailed] = []
+        broken: DecryptionError | None = None
         for credential in candidates:
             code = codes.get(credential.params.get("digits", factor.digits))
             if code is None:
@@ -562,6 +581,13 @@ class MFA:
                 return self._apply_code(factor, credential, code, now)
             except (InvalidCode, ReplayedCode) as exc:
                 failures.append(exc)
+            except DecryptionError as exc:
+                # One unreadable credential (a key removed too early, a corrupted row)
+                # must not lock the subject out of the others; it is logged for operators.
+                _log.error("mfakit: credential %s cannot be decrypted: %s", credential.id, exc)
+                broken = exc
+        if broken is not None:
+            raise broken
         # A replay is the more specific fact; either way the public message is the same.
         replays = [failure for failure in failures if isinstance(failure, ReplayedCode)]
         if replays:
