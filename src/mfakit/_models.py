@@ -14,9 +14,9 @@ import datetime as dt
 import enum
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from mfakit.exceptions import InvalidInput, InvalidType
 
@@ -28,6 +28,7 @@ __all__ = [
     "EventType",
     "FactorKind",
     "LockState",
+    "QuotaState",
     "Subject",
     "Verification",
     "new_id",
@@ -35,11 +36,32 @@ __all__ = [
     "validate_id",
 ]
 
+_T = TypeVar("_T")
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAX_SUBJECT_FIELD: Final = 255
 _MAX_EMAIL: Final = 254  # RFC 5321 section 4.5.3.1.3 path limit
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _builder(cls: type[_T]) -> Callable[..., _T]:
+    """A positional constructor for a frozen slotted record that skips ``__init__``.
+
+    The generated ``__init__`` of a frozen dataclass sets each field through
+    ``object.__setattr__``; on the verification hot path that is a measurable share of the
+    time (benchmarks/). This sets the slots directly. It also skips ``__post_init__``, so
+    it is used only to derive a record from one that was already validated.
+    """
+    setters = tuple(cls.__dict__[f.name].__set__ for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    new = object.__new__
+
+    def build(*values: Any) -> _T:
+        record = new(cls)
+        for setter, value in zip(setters, values, strict=True):
+            setter(record, value)
+        return record
+
+    return build
 
 
 def _empty() -> Mapping[str, Any]:
@@ -202,9 +224,9 @@ class Credential:
     def accepted(self, counter: int, now: dt.datetime) -> Credential:
         """The next version after a successful code for ``counter`` (now active).
 
-        Written out instead of ``dataclasses.replace``: this runs on every verification.
+        Built with :func:`_builder`: this runs on every verification.
         """
-        return Credential(
+        return _build_credential(
             self.id,
             self.subject_id,
             self.tenant,
@@ -256,7 +278,7 @@ class Challenge:
 
     def charged(self) -> Challenge:
         """The next version with one more attempt used (hot path: no ``replace``)."""
-        return Challenge(
+        return _build_challenge(
             self.id,
             self.subject_id,
             self.tenant,
@@ -296,6 +318,26 @@ class LockState:
     version: int = 0
 
 
+_build_credential = _builder(Credential)
+_build_challenge = _builder(Challenge)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QuotaState:
+    """Sends counted against one quota key within a rolling window (SECURITY.md 28).
+
+    Attributes:
+        key: An opaque key: a keyed hash of the destination (so a dump holds no phone
+            number or address), or a subject or tenant id, with a scope prefix.
+        sent: Times of the sends still inside the window, oldest first.
+        version: ``0`` for a state never stored.
+    """
+
+    key: str
+    sent: tuple[dt.datetime, ...] = ()
+    version: int = 0
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Verification:
     """Evidence that a subject proved a factor. Returned by every successful verification.
@@ -320,6 +362,10 @@ class Verification:
     kind: FactorKind = FactorKind.POSSESSION
 
 
+build_lock_state = _builder(LockState)
+build_verification = _builder(Verification)
+
+
 class EventType(str, enum.Enum):
     """Every state change mfakit reports (ISM-1683: log successes, failures, changes)."""
 
@@ -327,6 +373,9 @@ class EventType(str, enum.Enum):
     ENROLLMENT_CONFIRMED = "enrollment_confirmed"
     CREDENTIAL_REMOVED = "credential_removed"
     CHALLENGE_CREATED = "challenge_created"
+    CODE_SENT = "code_sent"
+    SEND_REFUSED = "send_refused"
+    DELIVERY_FAILED = "delivery_failed"
     VERIFIED = "verified"
     FAILED = "failed"
     LOCKED = "locked"

@@ -25,6 +25,7 @@ from mfakit._models import (
     LockState,
     Subject,
     Verification,
+    build_verification,
     new_id,
     validate_actor,
     validate_id,
@@ -215,8 +216,11 @@ class MFA:
                 return charged
         raise ConcurrencyConflict("could not charge the attempt")
 
-    def _succeeded(self, subject: Subject) -> None:
+    def _succeeded(self, subject: Subject, charged: LockState | None = None) -> None:
         store = self.store
+        # Usually nobody wrote since our own charge: try the reset on top of it first.
+        if charged is not None and store.put_lock_state(_throttle.reset(charged)):
+            return
         for _ in range(MAX_WRITE_RETRIES):
             state = store.get_lock_state(subject.id)
             if state.failures == 0 and not state.suspended and state.locked_until is None:
@@ -487,7 +491,7 @@ class MFA:
         except (VerificationFailed, DecryptionError) as exc:
             self._failed(subject, charged, exc, factor=factor.name, challenge_id=challenge.id)
             raise
-        self._succeeded(subject)
+        self._succeeded(subject, charged)
         self._consume(live)
         if not self._silent:
             self._emit(
@@ -497,7 +501,7 @@ class MFA:
                 challenge_id=challenge.id,
                 credential_id=matched.id,
             )
-        return Verification(
+        return build_verification(
             subject.id, subject.tenant, factor.name, matched.id, challenge.id, now, factor.kind
         )
 
@@ -571,27 +575,30 @@ class MFA:
         codes: dict[int, str],
         now: dt.datetime,
     ) -> Credential:
-        failures: list[VerificationFailed] = []
-        broken: DecryptionError | None = None
+        # Only flags survive the loop: keeping the exception objects in this frame (which
+        # then raises) would leave reference cycles behind on every failed attempt.
+        replayed = False
+        broken: str | None = None
         for credential in candidates:
             code = codes.get(credential.params.get("digits", factor.digits))
             if code is None:
                 continue
             try:
                 return self._apply_code(factor, credential, code, now)
-            except (InvalidCode, ReplayedCode) as exc:
-                failures.append(exc)
+            except ReplayedCode:
+                replayed = True
+            except InvalidCode:
+                pass
             except DecryptionError as exc:
                 # One unreadable credential (a key removed too early, a corrupted row)
                 # must not lock the subject out of the others; it is logged for operators.
                 _log.error("mfakit: credential %s cannot be decrypted: %s", credential.id, exc)
-                broken = exc
+                broken = str(exc)
         if broken is not None:
-            raise broken
+            raise DecryptionError(broken)
         # A replay is the more specific fact; either way the public message is the same.
-        replays = [failure for failure in failures if isinstance(failure, ReplayedCode)]
-        if replays:
-            raise replays[0]
+        if replayed:
+            raise ReplayedCode("code was already used (time step not after the last one)")
         raise InvalidCode("code does not match any credential of the subject")
 
     def _apply_code(

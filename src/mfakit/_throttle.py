@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 from typing import Final, Literal
 
-from mfakit._models import LockState
+from mfakit._models import LockState, build_lock_state
 from mfakit.exceptions import ConfigurationError, LockedOut
 
 __all__ = ["NIST_MAX_FAILURES", "Lockout", "charge", "check", "is_locked", "reset", "triggered"]
@@ -128,13 +128,9 @@ def charge(state: LockState, policy: Lockout, now: dt.datetime) -> LockState:
         else:
             locked_until = now + policy.lock_duration(lockouts)
             lockouts += 1
-    return LockState(
-        subject_id=state.subject_id,
-        failures=failures,
-        locked_until=locked_until,
-        suspended=suspended,
-        lockouts=lockouts,
-        version=state.version + 1,
+    # Field order of LockState; built without __init__ on this hot path (see _builder).
+    return build_lock_state(
+        state.subject_id, failures, locked_until, suspended, lockouts, state.version + 1
     )
 
 
@@ -147,4 +143,4 @@ def triggered(charged: LockState, policy: Lockout) -> bool:
 
 def reset(state: LockState) -> LockState:
     """The state after a success or an administrator's unlock: a clean slate."""
-    return LockState(subject_id=state.subject_id, version=state.version + 1)
+    return build_lock_state(state.subject_id, 0, None, False, 0, state.version + 1)

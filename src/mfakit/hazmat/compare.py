@@ -59,6 +59,8 @@ def normalize_code(raw: object, *, digits: int) -> str:
         raise InvalidType(f"a code must be str, not {type(raw).__name__}")
     if len(raw) > MAX_CODE_INPUT:
         raise MalformedCode(f"code input longer than {MAX_CODE_INPUT} characters")
+    if len(raw) == digits and raw.isascii() and raw.isdigit():
+        return raw  # already canonical: NFKC and stripping would not change it
     code = unicodedata.normalize("NFKC", raw).strip().translate(_SEPARATORS)
     if len(code) != digits or not _ASCII_DIGITS.issuperset(code):
         raise MalformedCode(f"a code must be exactly {digits} ASCII digits")
