@@ -19,7 +19,13 @@ Hierarchy::
     ├── InvalidInput (ValueError)   malformed input; nothing was changed
     │   ├── InvalidType (TypeError) an argument of the wrong type
     │   ├── MalformedCode           not exactly N ASCII digits after normalisation
-    │   └── InvalidSecret           bad base32, too short, unusable key material
+    │   ├── InvalidSecret           bad base32, too short, unusable key material
+    │   ├── InvalidEmailAddress     not a usable e-mail address
+    │   └── PhoneNumberError        not a usable SMS number
+    │       ├── UnparseablePhoneNumber   not a phone number at all
+    │       ├── InvalidPhoneNumber       not valid for the region, or has an extension
+    │       ├── NotAMobileNumber         landline, premium-rate, toll-free, ...
+    │       └── UnsupportedRegion        country not allowed; suggests an authenticator app
     ├── VerificationFailed          the subject did not prove the factor
     │   ├── InvalidCode             wrong code
     │   ├── ReplayedCode            right code, already used (RFC 6238 section 5.2)
@@ -27,6 +33,11 @@ Hierarchy::
     │   ├── ChallengeNotFound       unknown, used, or another subject's challenge
     │   ├── NotEnrolled             the subject has no active credential for the factor
     │   └── LockedOut               too many failures; carries ``retry_at`` / ``suspended``
+    ├── SendRefused                 no code sent now; carries ``retry_at``
+    │   ├── ResendTooSoon           the resend cooldown has not passed
+    │   ├── SendLimitReached        this challenge has had all its sends
+    │   └── QuotaExceeded           per destination / subject / tenant quota (SMS pumping)
+    ├── DeliveryError               the SMS or e-mail sender failed; no usable challenge
     ├── CredentialNotFound          no such credential for this subject
     ├── KeyringError                secrets-at-rest problems
     │   └── DecryptionError         tampered blob, blob moved to another record, unknown key
@@ -48,9 +59,12 @@ __all__ = [
     "ConfigurationError",
     "CredentialNotFound",
     "DecryptionError",
+    "DeliveryError",
     "ExpiredCode",
     "InvalidCode",
+    "InvalidEmailAddress",
     "InvalidInput",
+    "InvalidPhoneNumber",
     "InvalidSecret",
     "InvalidType",
     "KeyringError",
@@ -58,10 +72,18 @@ __all__ = [
     "MFAError",
     "MFAWarning",
     "MalformedCode",
+    "NotAMobileNumber",
     "NotEnrolled",
+    "PhoneNumberError",
+    "QuotaExceeded",
     "ReplayedCode",
+    "ResendTooSoon",
+    "SendLimitReached",
+    "SendRefused",
     "StoreError",
+    "UnparseablePhoneNumber",
     "UnsupportedParameterWarning",
+    "UnsupportedRegion",
     "VerificationFailed",
 ]
 
@@ -108,6 +130,45 @@ class InvalidSecret(InvalidInput):
     """A shared secret was not valid base32, or too short (RFC 4226 R6)."""
 
     public_message = "The key is not valid."
+
+
+class InvalidEmailAddress(InvalidInput):
+    """An e-mail address that is malformed, too long or carries header-breaking characters."""
+
+    public_message = "The e-mail address is not valid."
+
+
+class PhoneNumberError(InvalidInput):
+    """A phone number that cannot receive SMS codes (SECURITY.md 29)."""
+
+    public_message = "The phone number is not valid for SMS codes."
+
+
+class UnparseablePhoneNumber(PhoneNumberError):
+    """Not a phone number at all: letters, non-ASCII digits, too short or too long."""
+
+    public_message = "That is not a phone number. Check it and try again."
+
+
+class InvalidPhoneNumber(PhoneNumberError):
+    """A number that is not valid for the chosen country, or that has an extension."""
+
+    public_message = "That number is not valid for the country chosen."
+
+
+class NotAMobileNumber(PhoneNumberError):
+    """A valid number that cannot receive SMS: landline, premium-rate, toll-free, ..."""
+
+    public_message = "Enter a mobile number: SMS codes cannot be sent to that number."
+
+
+class UnsupportedRegion(PhoneNumberError):
+    """The country is not one SMS codes are sent to. Suggests an authenticator app."""
+
+    public_message = (
+        "SMS codes are not available for that country. Choose another country or use "
+        "an authenticator app instead."
+    )
 
 
 class VerificationFailed(MFAError):
@@ -163,6 +224,43 @@ class LockedOut(VerificationFailed):
         super().__init__(message)
         self.retry_at = retry_at
         self.suspended = suspended
+
+
+class SendRefused(MFAError):
+    """No code was sent now. Nothing was stored or changed by the refused request.
+
+    Attributes:
+        retry_at: When a send may succeed again, or ``None`` if it never will for this
+            challenge.
+    """
+
+    public_message = "A code cannot be sent right now. Please try again later."
+
+    def __init__(self, message: str, *, retry_at: _dt.datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class ResendTooSoon(SendRefused):
+    """The resend cooldown of the challenge has not passed yet."""
+
+    public_message = "Please wait a moment before asking for a new code."
+
+
+class SendLimitReached(SendRefused):
+    """The challenge has had its maximum number of sends; start a new sign-in."""
+
+    public_message = "No more codes can be sent for this sign-in. Please start again."
+
+
+class QuotaExceeded(SendRefused):
+    """A send quota (per destination, subject or tenant) is used up (SECURITY.md 28)."""
+
+
+class DeliveryError(MFAError):
+    """The SMS or e-mail sender failed. The challenge was withdrawn: nothing is usable."""
+
+    public_message = "The code could not be sent. Please try again later."
 
 
 class CredentialNotFound(MFAError):

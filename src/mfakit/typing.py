@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from mfakit._models import Challenge, Credential, Event, LockState
+from mfakit._models import Challenge, Credential, Event, LockState, QuotaState
 
-__all__ = ["Clock", "EventSink", "Store"]
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+__all__ = ["Clock", "EmailSender", "EventSink", "SMSSender", "Store"]
 
 
 @runtime_checkable
@@ -34,6 +37,32 @@ class EventSink(Protocol):
 
     def emit(self, event: Event) -> None:
         """Record one event."""
+        ...
+
+
+@runtime_checkable
+class SMSSender(Protocol):
+    """Sends one text message. Implement it over your SMS provider's API.
+
+    mfakit calls it only after the challenge is stored, and treats any exception as a
+    failed delivery (the challenge is withdrawn and :class:`~mfakit.DeliveryError` raised).
+    The text contains the code: a sender must not log it.
+    """
+
+    def send_sms(self, to: str, text: str) -> None:
+        """Send ``text`` to ``to`` (an E.164 number such as ``+61412345678``)."""
+        ...
+
+
+@runtime_checkable
+class EmailSender(Protocol):
+    """Sends one e-mail message (``From``, ``To`` and ``Subject`` already set).
+
+    Same failure contract as :class:`SMSSender`; the body contains the code.
+    """
+
+    def send_email(self, message: EmailMessage) -> None:
+        """Send ``message``."""
         ...
 
 
@@ -101,5 +130,13 @@ class Store(Protocol):
         ...
 
     def put_lock_state(self, state: LockState) -> bool:
+        """Conditionally write ``state`` (see the atomic contract)."""
+        ...
+
+    def get_quota(self, key: str) -> QuotaState:
+        """Return the send-quota state for ``key``; a fresh ``QuotaState(key)`` if none."""
+        ...
+
+    def put_quota(self, state: QuotaState) -> bool:
         """Conditionally write ``state`` (see the atomic contract)."""
         ...

@@ -7,11 +7,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
-from mfakit._models import Challenge, Credential, LockState
+from mfakit._models import Challenge, Credential, LockState, QuotaState
 
 __all__ = ["MemoryStore"]
 
-_R = TypeVar("_R", Credential, Challenge, LockState)
+_R = TypeVar("_R", Credential, Challenge, LockState, QuotaState)
 
 
 class MemoryStore:
@@ -29,6 +29,7 @@ class MemoryStore:
         self._by_subject: dict[str, tuple[str, ...]] = {}
         self._challenges: dict[str, Challenge] = {}
         self._locks: dict[str, LockState] = {}
+        self._quotas: dict[str, QuotaState] = {}
 
     def __repr__(self) -> str:
         return (
@@ -128,6 +129,17 @@ class MemoryStore:
         with self._lock:
             return self._cas(self._locks, state.subject_id, state)
 
+    # send quotas -----------------------------------------------------------------------
+    def get_quota(self, key: str) -> QuotaState:
+        """Return the quota state for ``key``, or a fresh one (version 0)."""
+        state = self._quotas.get(key)
+        return state if state is not None else QuotaState(key)
+
+    def put_quota(self, state: QuotaState) -> bool:
+        """Conditionally write ``state``."""
+        with self._lock:
+            return self._cas(self._quotas, state.key, state)
+
     # testing aid -----------------------------------------------------------------------
     def dump(self) -> dict[str, list[object]]:
         """Everything stored, as plain records (for tests that look for leaked secrets)."""
@@ -136,4 +148,5 @@ class MemoryStore:
                 "credentials": list(self._credentials.values()),
                 "challenges": list(self._challenges.values()),
                 "lock_states": list(self._locks.values()),
+                "quotas": list(self._quotas.values()),
             }

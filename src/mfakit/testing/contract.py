@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mfakit._models import Challenge, Credential, CredentialStatus, LockState
+from mfakit._models import Challenge, Credential, CredentialStatus, LockState, QuotaState
 from mfakit.typing import Store
 
 __all__ = ["StoreContract"]
@@ -210,6 +210,28 @@ class StoreContract:
         assert store.put_lock_state(locked) is True
         assert store.get_lock_state("s1") == locked
         assert store.get_lock_state("s2") == LockState("s2")
+
+    # send quotas -----------------------------------------------------------------------
+    def test_quota_defaults_to_fresh_and_round_trips(self, store: Store) -> None:
+        assert store.get_quota("dest:abc") == QuotaState("dest:abc")
+        first = QuotaState("dest:abc", sent=(T0,), version=1)
+        assert store.put_quota(first) is True
+        assert store.put_quota(first) is False
+        second = QuotaState(
+            "dest:abc", sent=(T0, T0 + dt.timedelta(seconds=1, microseconds=7)), version=2
+        )
+        assert store.put_quota(second) is True
+        assert store.get_quota("dest:abc") == second
+        assert store.get_quota("dest:other") == QuotaState("dest:other")
+
+    def test_racing_quota_writers_exactly_one_wins(self, store: Store) -> None:
+        wins = _race(
+            THREADS,
+            lambda i: store.put_quota(
+                QuotaState("q", sent=(T0 + dt.timedelta(seconds=i),), version=1)
+            ),
+        )
+        assert wins.count(True) == 1
 
     # races -----------------------------------------------------------------------------
     def test_racing_writers_of_one_version_exactly_one_wins(self, store: Store) -> None:

@@ -1,0 +1,124 @@
+"""Mobile phone numbers for SMS codes: parsing, the region allow-list, E.164, masking.
+
+Built on Google's libphonenumber metadata (the ``phonenumbers`` package, imported only when
+a number is parsed). A number is accepted for SMS only if it is a valid MOBILE number (or
+FIXED_LINE_OR_MOBILE where the numbering plan cannot tell the two apart, as in the US) of
+the chosen region, has no extension, and that region is allowed (SECURITY.md 29). It is
+then stored as E.164 (``+61412345678``), which is also the key for send quotas, so typing
+the same number differently never escapes them (SECURITY.md 28).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection
+from typing import Final
+
+from mfakit.exceptions import (
+    InvalidPhoneNumber,
+    InvalidType,
+    NotAMobileNumber,
+    UnparseablePhoneNumber,
+    UnsupportedRegion,
+)
+
+__all__ = ["DEFAULT_REGIONS", "MAX_PHONE_INPUT", "mask_e164", "parse_mobile"]
+
+#: The practice-suite deployment: Australia, New Zealand and the United Kingdom.
+DEFAULT_REGIONS: Final = frozenset({"AU", "NZ", "GB"})
+#: Longest raw input looked at (libphonenumber itself stops at 250).
+MAX_PHONE_INPUT: Final = 64
+
+
+def parse_mobile(
+    raw: object, region: object, *, allowed_regions: Collection[str] = DEFAULT_REGIONS
+) -> str:
+    """Validate a mobile number typed by a person and return it as E.164.
+
+    Args:
+        raw: What the person typed: ``"0412 345 678"``, ``"+61 412-345-678"``, ... Spaces,
+            hyphens, dots and brackets are accepted.
+        region: The country picked on the form (ISO 3166 alpha-2, ``"GB"`` for the UK), or
+            ``None`` / ``"Other"`` when the person chose no supported country.
+        allowed_regions: Regions SMS may be sent to.
+
+    Returns:
+        The number in E.164 form.
+
+    Raises:
+        InvalidType: ``raw`` or ``region`` is not a string.
+        UnsupportedRegion: The region (picked, or of the number) is not allowed; the public
+            message suggests an authenticator app.
+        UnparseablePhoneNumber: Not a phone number at all (letters, too short, empty).
+        InvalidPhoneNumber: Parses, but is not a valid number of that region (including a
+            number valid only for another region, such as an Isle of Man mobile entered as
+            GB), or carries an extension.
+        NotAMobileNumber: Valid, but a landline, premium-rate, toll-free, shared-cost or
+            other non-mobile number.
+    """
+    import phonenumbers
+
+    if not isinstance(raw, str):
+        raise InvalidType(f"phone number must be str, not {type(raw).__name__}")
+    if region is not None and not isinstance(region, str):
+        raise InvalidType(f"region must be str or None, not {type(region).__name__}")
+    allowed = {r.upper() for r in allowed_regions}
+    picked = (region or "").strip().upper()
+    if picked not in allowed:
+        raise UnsupportedRegion(f"region {region!r} is not in the SMS allow-list {sorted(allowed)}")
+    if len(raw) > MAX_PHONE_INPUT:
+        raise UnparseablePhoneNumber(f"phone number input longer than {MAX_PHONE_INPUT} characters")
+    if not raw.strip() or not all(c.isascii() for c in raw):
+        # libphonenumber folds non-ASCII digits; we refuse them like we do in codes.
+        raise UnparseablePhoneNumber("a phone number must use ASCII digits")
+    try:
+        number = phonenumbers.parse(raw, picked)
+    except phonenumbers.NumberParseException as exc:
+        raise UnparseablePhoneNumber(f"not a phone number ({exc.error_type})") from None
+    if number.extension:
+        raise InvalidPhoneNumber("an SMS number cannot have an extension")
+    number_region = phonenumbers.region_code_for_number(number)
+    if number_region is not None and number_region not in allowed:
+        raise UnsupportedRegion(
+            f"number belongs to region {number_region}, not in the SMS allow-list"
+        )
+    if number_region != picked or not phonenumbers.is_valid_number_for_region(number, picked):
+        raise InvalidPhoneNumber(f"not a valid number for region {picked}")
+    kind = phonenumbers.number_type(number)
+    if kind not in _mobile_types():
+        raise NotAMobileNumber(f"number is not a mobile number (type {kind})")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+@functools.cache
+def _mobile_types() -> frozenset[int]:
+    import phonenumbers
+
+    return frozenset(
+        {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+    )
+
+
+def mask_e164(e164: str) -> str:
+    """A hint for the page: ``+61412345678`` -> ``+61 4•• ••• 678``.
+
+    The country code, the first national digit and the last three digits are shown; the
+    rest is masked, so the hint confirms which phone without revealing the number.
+    """
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(e164, None)
+        country = f"+{number.country_code}"
+        national = str(number.national_number)
+    except phonenumbers.NumberParseException:
+        country, national = "", e164.lstrip("+")
+    if len(national) < 5:
+        return f"{country} {'•' * len(national)}".strip()
+    head, middle, tail = national[0], national[1:-3], national[-3:]
+    masked_middle = "•" * len(middle)
+    # group like "4•• ••• 678": the first digit with the next two, then threes
+    first = head + masked_middle[:2]
+    rest = masked_middle[2:]
+    groups = [first] + [rest[i : i + 3] for i in range(0, len(rest), 3)] + [tail]
+    return " ".join([country, *[g for g in groups if g]])
