@@ -19,6 +19,7 @@ Only the names in ``__all__`` are public; ``mfakit._*`` modules are private.
 
 from mfakit._clock import SystemClock
 from mfakit._events import LoggingSink
+from mfakit._messaging import CodeEnrollment
 from mfakit._models import (
     Challenge,
     Credential,
@@ -30,6 +31,7 @@ from mfakit._models import (
     Subject,
     Verification,
 )
+from mfakit._quota import SendQuota
 from mfakit._service import MFA
 from mfakit._throttle import Lockout
 from mfakit.exceptions import (
@@ -73,6 +75,7 @@ __all__ = [
     "MFA",
     "Challenge",
     "ChallengeNotFound",
+    "CodeEnrollment",
     "ConcurrencyConflict",
     "ConfigurationError",
     "Credential",
@@ -106,6 +109,7 @@ __all__ = [
     "ReplayedCode",
     "ResendTooSoon",
     "SendLimitReached",
+    "SendQuota",
     "SendRefused",
     "StoreError",
     "Subject",

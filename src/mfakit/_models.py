@@ -345,7 +345,8 @@ class Verification:
         subject_id: Who proved it.
         tenant: Their tenant.
         factor: Which factor (``"totp"``, ...).
-        credential_id: Which credential matched.
+        credential_id: Which credential matched (``None`` for a code sent to the
+            subject's profile e-mail address).
         challenge_id: The challenge it answered, if any.
         verified_at: Server time of the verification.
         kind: Possession or knowledge; a knowledge factor on top of a password is never MFA
@@ -355,7 +356,7 @@ class Verification:
     subject_id: str
     tenant: str | None
     factor: str
-    credential_id: str
+    credential_id: str | None
     challenge_id: str | None
     verified_at: dt.datetime
     kind: FactorKind = FactorKind.POSSESSION

@@ -13,10 +13,11 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar, overload
 
 from mfakit import _throttle
 from mfakit._clock import SystemClock
+from mfakit._messaging import CodeEnrollment, MessagingMixin
 from mfakit._models import (
     Challenge,
     Credential,
@@ -48,6 +49,9 @@ from mfakit.exceptions import (
     VerificationFailed,
 )
 from mfakit.factors._base import Factor, FactorSetup, secret_aad
+from mfakit.factors._delivered import DeliveredCodeFactor
+from mfakit.factors.email import EmailSetup
+from mfakit.factors.sms import SMSSetup
 from mfakit.factors.totp import TOTP, TOTPEnrollment, TOTPSetup
 from mfakit.hazmat.compare import MAX_CODE_INPUT, normalize_code
 from mfakit.hazmat.secretbox import Keyring
@@ -70,7 +74,7 @@ class _NullSink:
         return None
 
 
-class MFA:
+class MFA(MessagingMixin):
     """Multi-factor authentication for one application: enrol, challenge, verify.
 
     Args:
@@ -270,22 +274,38 @@ class MFA:
         return written
 
     # enrolment -------------------------------------------------------------------------
-    def enroll(self, subject: Subject, setup: FactorSetup | str) -> TOTPEnrollment:
+    @overload
+    def enroll(self, subject: Subject, setup: TOTPSetup | Literal["totp"]) -> TOTPEnrollment: ...
+    @overload
+    def enroll(self, subject: Subject, setup: SMSSetup | EmailSetup) -> CodeEnrollment: ...
+    @overload
+    def enroll(
+        self, subject: Subject, setup: FactorSetup | str
+    ) -> TOTPEnrollment | CodeEnrollment: ...
+
+    def enroll(self, subject: Subject, setup: FactorSetup | str) -> TOTPEnrollment | CodeEnrollment:
         """Start enrolling a factor. The credential stays pending until :meth:`confirm`.
 
         Args:
             subject: Who enrols.
-            setup: A factor's setup request, such as ``TOTP.setup(label="Phone")``, or a
-                factor name for the defaults.
+            setup: A factor's setup request, such as ``TOTP.setup(label="Phone")``,
+                ``SMSOTP.setup("0412 345 678", "AU")`` or ``EmailOTP.setup(address)``, or
+                ``"totp"`` for an authenticator app with the defaults.
 
         Returns:
-            What to show the subject (for TOTP: the key, the URI and QR codes).
+            What to show the subject: for TOTP a :class:`TOTPEnrollment` (key, URI, QR
+            codes); for SMS and e-mail a :class:`CodeEnrollment` (a code was sent).
 
         Raises:
             ConfigurationError: The factor is not configured.
-            InvalidInput: Malformed setup.
+            InvalidInput: Malformed setup (for SMS a :class:`PhoneNumberError` subclass).
+            SendRefused, DeliveryError: The first code could not be sent; nothing is kept.
         """
         subject = self._subject(subject)
+        if isinstance(setup, FactorSetup) and isinstance(
+            self._factors.get(setup.factor), DeliveredCodeFactor
+        ):
+            return self._enroll_delivered(subject, setup)
         if isinstance(setup, str):
             factor = self.factor(setup)
             if not isinstance(factor, TOTP):
@@ -325,6 +345,8 @@ class MFA:
         credential = self._owned_credential(subject, enrollment_id)
         if credential.active:
             raise CredentialNotFound("credential is already active; nothing to confirm")
+        if isinstance(self.factor(credential.factor), DeliveredCodeFactor):
+            return self._confirm_message_enrollment(subject, credential, code)
         factor = self._code_factor(credential.factor)
         normalized = normalize_code(code, digits=credential.params.get("digits", 6))
         now = self.clock.now()
@@ -349,6 +371,28 @@ class MFA:
             EventType.ENROLLMENT_CONFIRMED,
             subject,
             factor=factor.name,
+            credential_id=confirmed.id,
+        )
+        return confirmed
+
+    def _confirm_message_enrollment(
+        self, subject: Subject, credential: Credential, code: str
+    ) -> Credential:
+        now = self.clock.now()
+        if credential.expires_at is not None and now >= credential.expires_at:
+            self._emit(
+                EventType.FAILED,
+                subject,
+                reason="ExpiredCode",
+                factor=credential.factor,
+                credential_id=credential.id,
+            )
+            raise ExpiredCode("the pending enrolment has expired; start again")
+        confirmed = self._confirm_delivered(subject, credential, code, now)
+        self._emit(
+            EventType.ENROLLMENT_CONFIRMED,
+            subject,
+            factor=confirmed.factor,
             credential_id=confirmed.id,
         )
         return confirmed
@@ -409,6 +453,8 @@ class MFA:
         if not isinstance(factor, str):
             raise InvalidType(f"factor must be str, not {type(factor).__name__}")
         impl = self.factor(factor)
+        if isinstance(impl, DeliveredCodeFactor):
+            return self._challenge_delivered(subject, impl, credential_id)
         if credential_id is not None:
             credential = self._owned_credential(subject, credential_id)
             if credential.factor != impl.name or not credential.active:
@@ -478,6 +524,9 @@ class MFA:
                 challenge_id=challenge.id,
             )
             raise expired
+        delivered = self.factor(challenge.factor)
+        if isinstance(delivered, DeliveredCodeFactor):
+            return self._verify_delivered(delivered, subject, challenge, code, now)
         factor = self._code_factor(challenge.factor)
         candidates = self._candidates(subject, challenge)
         codes = self._normalize(factor, candidates, code)

@@ -22,6 +22,23 @@ from mfakit.exceptions import (
     UnsupportedRegion,
 )
 
+#: Regions whose mobile ranges libphonenumber also validates for a larger neighbour: a
+#: Guernsey, Isle of Man or Jersey mobile is valid "for GB" but is not a UK mobile.
+_DEPENDENCIES: Final[dict[str, tuple[str, ...]]] = {"GB": ("GG", "IM", "JE")}
+_SEPARATORS: Final = str.maketrans(
+    {
+        "\u00a0": " ",
+        "\u2007": " ",
+        "\u202f": " ",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+    }
+)
+
 __all__ = ["DEFAULT_REGIONS", "MAX_PHONE_INPUT", "mask_e164", "parse_mobile"]
 
 #: The practice-suite deployment: Australia, New Zealand and the United Kingdom.
@@ -68,6 +85,7 @@ def parse_mobile(
         raise UnsupportedRegion(f"region {region!r} is not in the SMS allow-list {sorted(allowed)}")
     if len(raw) > MAX_PHONE_INPUT:
         raise UnparseablePhoneNumber(f"phone number input longer than {MAX_PHONE_INPUT} characters")
+    raw = raw.translate(_SEPARATORS)  # pasted numbers carry no-break spaces and dashes
     if not raw.strip() or not all(c.isascii() for c in raw):
         # libphonenumber folds non-ASCII digits; we refuse them like we do in codes.
         raise UnparseablePhoneNumber("a phone number must use ASCII digits")
@@ -77,16 +95,24 @@ def parse_mobile(
         raise UnparseablePhoneNumber(f"not a phone number ({exc.error_type})") from None
     if number.extension:
         raise InvalidPhoneNumber("an SMS number cannot have an extension")
-    number_region = phonenumbers.region_code_for_number(number)
-    if number_region is not None and number_region not in allowed:
-        raise UnsupportedRegion(
-            f"number belongs to region {number_region}, not in the SMS allow-list"
-        )
-    if number_region != picked or not phonenumbers.is_valid_number_for_region(number, picked):
+    if any(c.isalpha() for c in raw):
+        # libphonenumber reads letters as keypad digits and skips words around a number;
+        # a typo must not become somebody else's phone.
+        raise UnparseablePhoneNumber("a phone number cannot contain letters")
+    if not phonenumbers.is_valid_number_for_region(number, picked):
+        owner = phonenumbers.region_code_for_number(number)
+        if owner is not None and owner not in allowed:
+            raise UnsupportedRegion(f"number belongs to region {owner}, not in the allow-list")
         raise InvalidPhoneNumber(f"not a valid number for region {picked}")
     kind = phonenumbers.number_type(number)
     if kind not in _mobile_types():
         raise NotAMobileNumber(f"number is not a mobile number (type {kind})")
+    for dependency in _DEPENDENCIES.get(picked, ()):
+        # Crown-dependency mobiles share +44 and validate for GB too; they are not GB's.
+        if phonenumbers.is_valid_number_for_region(number, dependency):
+            if dependency not in allowed:
+                raise UnsupportedRegion(f"number is a {dependency} mobile, not in the allow-list")
+            raise InvalidPhoneNumber(f"number is a {dependency} mobile, not a {picked} one")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
@@ -110,7 +136,7 @@ def mask_e164(e164: str) -> str:
     try:
         number = phonenumbers.parse(e164, None)
         country = f"+{number.country_code}"
-        national = str(number.national_number)
+        national = str(phonenumbers.national_significant_number(number))
     except phonenumbers.NumberParseException:
         country, national = "", e164.lstrip("+")
     if len(national) < 5:

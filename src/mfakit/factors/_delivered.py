@@ -168,7 +168,8 @@ class DeliveredCodeFactor(Factor):
 
     def quota_key(self, keyring: Keyring, address: str) -> str:
         """Quota key for a destination: a keyed hash, so a dump holds no number or address."""
-        tag = keyring.mac(address.encode(), purpose=b"mfakit/quota/destination")
+        # Case-folded: "Alice@Example.com" and "alice@example.com" are one mailbox.
+        tag = keyring.mac(address.lower().encode(), purpose=b"mfakit/quota/destination")
         return f"{self.name}:dest:{tag.hex()}"
 
     # per factor --------------------------------------------------------------------------

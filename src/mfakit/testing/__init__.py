@@ -3,6 +3,7 @@
 * :class:`FakeClock` moves only when told to (no sleeps in tests);
 * :class:`MemoryStore` honours the full store contract;
 * :class:`ListSink` records audit events;
+* :class:`Outbox` captures SMS and e-mail instead of sending them (and can fail on demand);
 * :class:`StoreContract` is a conformance suite any :class:`~mfakit.typing.Store` can run;
 * :func:`totp_now` computes the code an authenticator app would show.
 
@@ -19,11 +20,20 @@ from mfakit._clock import FakeClock
 from mfakit._events import ListSink
 from mfakit.hazmat.otp import Algorithm, decode_secret, totp
 from mfakit.storage.memory import MemoryStore
+from mfakit.testing.outbox import Outbox, SentSMS
 
 if TYPE_CHECKING:
     from mfakit.testing.contract import StoreContract
 
-__all__ = ["FakeClock", "ListSink", "MemoryStore", "StoreContract", "totp_now"]
+__all__ = [
+    "FakeClock",
+    "ListSink",
+    "MemoryStore",
+    "Outbox",
+    "SentSMS",
+    "StoreContract",
+    "totp_now",
+]
 
 
 def totp_now(
