@@ -42,6 +42,7 @@ from mfakit.exceptions import (
     DeliveryError,
     ExpiredCode,
     InvalidCode,
+    InvalidInput,
     MFAError,
     NotEnrolled,
     QuotaExceeded,
@@ -322,9 +323,9 @@ class MessagingMixin:
     def _challenge_delivered(
         self, subject: Subject, factor: DeliveredCodeFactor, credential_id: str | None
     ) -> Challenge:
+        credential: Credential | None = None
         if credential_id is not None:
-            credential: Credential | None = self._owned_credential(subject, credential_id)
-            assert credential is not None
+            credential = self._owned_credential(subject, credential_id)
             if credential.factor != factor.name or not credential.active:
                 raise CredentialNotFound("credential is not an active one of that factor")
         else:
@@ -351,6 +352,7 @@ class MessagingMixin:
 
         Raises:
             ChallengeNotFound: Unknown, used or another subject's challenge.
+            InvalidInput: The challenge is of a factor that sends nothing (TOTP).
             ResendTooSoon: Before ``resend_at`` (``retry_at`` says when).
             SendLimitReached: The challenge has used all its sends.
             QuotaExceeded: A send quota is used up (``retry_at`` says when).
@@ -362,7 +364,9 @@ class MessagingMixin:
         challenge = store.get_challenge(challenge_id)
         if challenge is None or challenge.subject_id != subject.id:
             raise ChallengeNotFound("no open challenge with that id for this subject")
-        factor = self._delivered(challenge.factor)
+        factor = self.factor(challenge.factor)
+        if not isinstance(factor, DeliveredCodeFactor):
+            raise InvalidInput(f"a {factor.name} challenge sends no code, so none can be resent")
         now = self.clock.now()
         self._check_resend(factor, subject, challenge, now)
         credential = None
