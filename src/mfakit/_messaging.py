@@ -169,7 +169,11 @@ class MessagingMixin:
 
     # sending -----------------------------------------------------------------------------
     def _withdraw(self, challenge_id: str) -> None:
-        """Delete a challenge whatever its version (after a failed delivery)."""
+        """Delete a challenge whatever its version.
+
+        Used after a failed delivery, and after a TOTP success: a challenge is single-use,
+        and a concurrent losing attempt may have bumped its version in between.
+        """
         store = self.store
         for _ in range(MAX_WRITE_RETRIES):
             current = store.get_challenge(challenge_id)

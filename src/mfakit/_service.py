@@ -541,7 +541,8 @@ class MFA(MessagingMixin):
             self._failed(subject, charged, exc, factor=factor.name, challenge_id=challenge.id)
             raise
         self._succeeded(subject, charged)
-        self._consume(live)
+        # Single use: delete it whatever version a concurrent losing attempt left behind.
+        self._withdraw(live.id)
         if not self._silent:
             self._emit(
                 EventType.VERIFIED,
@@ -587,20 +588,6 @@ class MFA(MessagingMixin):
             for c in found
             if c.active and c.factor == challenge.factor and c.subject_id == subject.id
         ]
-
-    def _consume(self, challenge: Challenge) -> None:
-        """Delete a challenge after success, even if a concurrent attempt bumped its version.
-
-        A challenge is single-use: leaving it open because a losing attempt wrote a newer
-        version in between would let the next code on it verify again.
-        """
-        store = self.store
-        current: Challenge | None = challenge
-        for _ in range(MAX_WRITE_RETRIES):
-            if current is None or store.delete_challenge(current.id, version=current.version):
-                return
-            current = store.get_challenge(challenge.id)
-        raise ConcurrencyConflict("could not consume the challenge")  # pragma: no cover
 
     def _charge_challenge(self, challenge: Challenge) -> Challenge:
         store = self.store
