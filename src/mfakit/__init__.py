@@ -66,6 +66,7 @@ from mfakit.exceptions import (
     UnsupportedParameterWarning,
     UnsupportedRegion,
     VerificationFailed,
+    WeakSecret,
 )
 from mfakit.hazmat.secretbox import Keyring
 
@@ -119,4 +120,5 @@ __all__ = [
     "UnsupportedRegion",
     "Verification",
     "VerificationFailed",
+    "WeakSecret",
 ]

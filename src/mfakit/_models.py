@@ -258,6 +258,7 @@ class Challenge:
         sends: How many codes were sent for it (delivered factors).
         resend_at: Earliest time a new code may be sent (delivered factors).
         destination_hint: Masked destination for display ("+61 4•• ••• 678").
+        prompts: What the subject is asked (secret-question ids), the same every time.
     """
 
     id: str
@@ -273,6 +274,7 @@ class Challenge:
     sends: int = 0
     resend_at: dt.datetime | None = None
     destination_hint: str | None = None
+    prompts: tuple[str, ...] = ()
     version: int = 1
 
     def charged(self) -> Challenge:
@@ -291,6 +293,7 @@ class Challenge:
             self.sends,
             self.resend_at,
             self.destination_hint,
+            self.prompts,
             self.version + 1,
         )
 
@@ -351,6 +354,8 @@ class Verification:
         verified_at: Server time of the verification.
         kind: Possession or knowledge; a knowledge factor on top of a password is never MFA
             (NIST SP 800-63B), which the policy engine uses.
+        recovery: ``True`` after a recovery factor (PIN, recovery code): the subject got
+            in without a device and must set up a factor again.
     """
 
     subject_id: str
@@ -360,6 +365,7 @@ class Verification:
     challenge_id: str | None
     verified_at: dt.datetime
     kind: FactorKind = FactorKind.POSSESSION
+    recovery: bool = False
 
 
 build_lock_state = _builder(LockState)

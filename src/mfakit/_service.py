@@ -17,6 +17,7 @@ from typing import Final, Literal, TypeVar, overload
 
 from mfakit import _throttle
 from mfakit._clock import SystemClock
+from mfakit._knowledge import KNOWLEDGE_FACTORS, KnowledgeMixin
 from mfakit._messaging import CodeEnrollment, MessagingMixin
 from mfakit._models import (
     Challenge,
@@ -51,6 +52,9 @@ from mfakit.exceptions import (
 from mfakit.factors._base import Factor, FactorSetup, secret_aad
 from mfakit.factors._delivered import DeliveredCodeFactor
 from mfakit.factors.email import EmailSetup
+from mfakit.factors.recovery_codes import RecoveryCodeBatch, RecoveryCodesSetup
+from mfakit.factors.recovery_pin import PINSetup
+from mfakit.factors.secret_questions import QuestionSetup
 from mfakit.factors.sms import SMSSetup
 from mfakit.factors.totp import TOTP, TOTPEnrollment, TOTPSetup
 from mfakit.hazmat.compare import MAX_CODE_INPUT, normalize_code
@@ -60,6 +64,8 @@ from mfakit.typing import Clock, EventSink, Store
 __all__ = ["MFA"]
 
 _log = logging.getLogger("mfakit")
+#: What :meth:`MFA.enroll` returns, by factor family.
+Enrollment = TOTPEnrollment | CodeEnrollment | Credential | RecoveryCodeBatch
 _T = TypeVar("_T")
 
 #: Conditional writes retried this many times before giving up. Contention resolves in a
@@ -74,7 +80,7 @@ class _NullSink:
         return None
 
 
-class MFA(MessagingMixin):
+class MFA(MessagingMixin, KnowledgeMixin):
     """Multi-factor authentication for one application: enrol, challenge, verify.
 
     Args:
@@ -279,11 +285,13 @@ class MFA(MessagingMixin):
     @overload
     def enroll(self, subject: Subject, setup: SMSSetup | EmailSetup) -> CodeEnrollment: ...
     @overload
-    def enroll(
-        self, subject: Subject, setup: FactorSetup | str
-    ) -> TOTPEnrollment | CodeEnrollment: ...
+    def enroll(self, subject: Subject, setup: PINSetup | QuestionSetup) -> Credential: ...
+    @overload
+    def enroll(self, subject: Subject, setup: RecoveryCodesSetup) -> RecoveryCodeBatch: ...
+    @overload
+    def enroll(self, subject: Subject, setup: FactorSetup | str) -> Enrollment: ...
 
-    def enroll(self, subject: Subject, setup: FactorSetup | str) -> TOTPEnrollment | CodeEnrollment:
+    def enroll(self, subject: Subject, setup: FactorSetup | str) -> Enrollment:
         """Start enrolling a factor. The credential stays pending until :meth:`confirm`.
 
         Args:
@@ -294,7 +302,10 @@ class MFA(MessagingMixin):
 
         Returns:
             What to show the subject: for TOTP a :class:`TOTPEnrollment` (key, URI, QR
-            codes); for SMS and e-mail a :class:`CodeEnrollment` (a code was sent).
+            codes); for SMS and e-mail a :class:`CodeEnrollment` (a code was sent); for a
+            recovery PIN or secret questions the active :class:`Credential` (it replaces
+            the previous one); for recovery codes a :class:`RecoveryCodeBatch` whose codes
+            are shown once (the previous batch stops working).
 
         Raises:
             ConfigurationError: The factor is not configured.
@@ -306,6 +317,8 @@ class MFA(MessagingMixin):
             self._factors.get(setup.factor), DeliveredCodeFactor
         ):
             return self._enroll_delivered(subject, setup)
+        if isinstance(setup, (PINSetup, QuestionSetup, RecoveryCodesSetup)):
+            return self._enroll_knowledge(subject, setup)
         if isinstance(setup, str):
             factor = self.factor(setup)
             if not isinstance(factor, TOTP):
@@ -455,6 +468,7 @@ class MFA(MessagingMixin):
         impl = self.factor(factor)
         if isinstance(impl, DeliveredCodeFactor):
             return self._challenge_delivered(subject, impl, credential_id)
+        prompts = self._open_knowledge_challenge(subject, impl)
         if credential_id is not None:
             credential = self._owned_credential(subject, credential_id)
             if credential.factor != impl.name or not credential.active:
@@ -469,6 +483,7 @@ class MFA(MessagingMixin):
             expires_at=now + impl.challenge_ttl,
             max_attempts=impl.max_attempts,
             credential_id=credential_id,
+            prompts=prompts,
         )
         if not self.store.put_challenge(challenge):
             raise ConcurrencyConflict("challenge id collision")  # pragma: no cover
@@ -527,6 +542,8 @@ class MFA(MessagingMixin):
         delivered = self.factor(challenge.factor)
         if isinstance(delivered, DeliveredCodeFactor):
             return self._verify_delivered(delivered, subject, challenge, code, now)
+        if isinstance(delivered, KNOWLEDGE_FACTORS):
+            return self._verify_knowledge(delivered, subject, challenge, code)
         factor = self._code_factor(challenge.factor)
         candidates = self._candidates(subject, challenge)
         codes = self._normalize(factor, candidates, code)
@@ -552,7 +569,14 @@ class MFA(MessagingMixin):
                 credential_id=matched.id,
             )
         return build_verification(
-            subject.id, subject.tenant, factor.name, matched.id, challenge.id, now, factor.kind
+            subject.id,
+            subject.tenant,
+            factor.name,
+            matched.id,
+            challenge.id,
+            now,
+            factor.kind,
+            False,
         )
 
     @staticmethod

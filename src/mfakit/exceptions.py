@@ -20,6 +20,7 @@ Hierarchy::
     │   ├── InvalidType (TypeError) an argument of the wrong type
     │   ├── MalformedCode           not exactly N ASCII digits after normalisation
     │   ├── InvalidSecret           bad base32, too short, unusable key material
+    │   ├── WeakSecret              a PIN or answer that is too easy to guess
     │   ├── InvalidEmailAddress     not a usable e-mail address
     │   └── PhoneNumberError        not a usable SMS number
     │       ├── UnparseablePhoneNumber   not a phone number at all
@@ -85,6 +86,7 @@ __all__ = [
     "UnsupportedParameterWarning",
     "UnsupportedRegion",
     "VerificationFailed",
+    "WeakSecret",
 ]
 
 #: The one sentence every verification failure shows an end user.
@@ -130,6 +132,12 @@ class InvalidSecret(InvalidInput):
     """A shared secret was not valid base32, or too short (RFC 4226 R6)."""
 
     public_message = "The key is not valid."
+
+
+class WeakSecret(InvalidInput):
+    """A PIN or secret answer refused as too easy to guess; the message says why."""
+
+    public_message = "Choose something harder to guess."
 
 
 class InvalidEmailAddress(InvalidInput):

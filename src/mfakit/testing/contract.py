@@ -71,6 +71,7 @@ def make_challenge(chid: str = "ch_1", subject_id: str = "s1", *, version: int =
         sends=1,
         resend_at=T0 + dt.timedelta(seconds=30),
         destination_hint="+61 4\u2022\u2022 \u2022\u2022\u2022 678",
+        prompts=("q1", "free:Name of my first \u00e9cole?"),
         version=version,
     )
 
