@@ -14,8 +14,6 @@ import datetime as dt
 import html
 import re
 from collections.abc import Callable, Mapping
-from email.headerregistry import Address
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, ClassVar, Final
 
 from mfakit._models import Credential, CredentialStatus, Subject, new_id
@@ -31,6 +29,8 @@ from mfakit.factors._delivered import (
 from mfakit.typing import EmailSender
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from mfakit.hazmat.secretbox import Keyring
 
 __all__ = ["EmailOTP", "EmailSetup", "EmailTemplate", "mask_email", "normalize_email"]
@@ -270,6 +270,10 @@ class EmailOTP(DeliveredCodeFactor):
         self, subject: Subject, destination: Destination, code: str, now: dt.datetime
     ) -> Outgoing:
         """The message: plain text plus an HTML alternative (or the host's own)."""
+        # Imported here: the email package costs more at import time than all of mfakit.
+        from email.headerregistry import Address
+        from email.message import EmailMessage
+
         context: dict[str, object] = {
             "code": code,
             "minutes": minutes(self.code_ttl),
