@@ -61,6 +61,7 @@ EXPECTED: dict[str, list[str]] = {
         "NotEnrolled",
         "PhoneNumberError",
         "QuotaExceeded",
+        "QuotaState",
         "ReplayedCode",
         "ResendTooSoon",
         "SendLimitReached",

@@ -1151,12 +1151,12 @@ def test_purge_expired_removes_expired_challenges_only(
     clock.advance(minutes=2, seconds=1)
     credentials_before = list(store.iter_credentials())
 
-    assert mfa.purge_expired() == 2
+    assert mfa.purge_expired(keep_for=dt.timedelta(0)) == 2
     assert store.get_challenge(old_alice.id) is None
     assert store.get_challenge(old_bob.id) is None
     assert store.get_challenge(fresh.id) == fresh
     assert list(store.iter_credentials()) == credentials_before
-    assert mfa.purge_expired() == 0
+    assert mfa.purge_expired(keep_for=dt.timedelta(0)) == 0
     with pytest.raises(ChallengeNotFound):
         mfa.verify(alice, old_alice.id, code(enrollment, clock))
     mfa.verify(alice, fresh.id, code(enrollment, clock))
@@ -1170,7 +1170,7 @@ def test_purge_expired_agrees_with_verify_at_the_expiry_instant(
     clock.set(challenge.expires_at)
     with pytest.raises(ExpiredCode):
         mfa.verify(alice, challenge.id, code(enrollment, clock))
-    assert mfa.purge_expired() == 1
+    assert mfa.purge_expired(keep_for=dt.timedelta(0)) == 1
     assert store.get_challenge(challenge.id) is None
 
 
@@ -1198,3 +1198,17 @@ def test_an_unreadable_credential_does_not_block_the_subjects_other_apps(
     with pytest.raises(DecryptionError):
         sign_in(mfa, alice, "000000" if code(working, clock) != "000000" else "111111")
     assert events.of_type(EventType.FAILED)[-1].reason == "DecryptionError"
+
+
+def test_purge_expired_keeps_recently_expired_challenges_by_default(
+    mfa: MFA, alice: Subject, clock: FakeClock, store: MemoryStore
+) -> None:
+    """An expired SMS or e-mail code can still be resent, so purging waits ten minutes."""
+    challenge = mfa.challenge(alice, "totp")
+    clock.set(challenge.expires_at + dt.timedelta(minutes=10) - dt.timedelta(microseconds=1))
+    assert mfa.purge_expired() == 0
+    assert store.get_challenge(challenge.id) == challenge
+    clock.advance(dt.timedelta(microseconds=1))
+    assert mfa.purge_expired() == 1
+    with pytest.raises(InvalidType):
+        mfa.purge_expired(keep_for=dt.timedelta(seconds=-1))

@@ -28,6 +28,7 @@ from mfakit._models import (
     EventType,
     FactorKind,
     LockState,
+    QuotaState,
     Subject,
     Verification,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "NotEnrolled",
     "PhoneNumberError",
     "QuotaExceeded",
+    "QuotaState",
     "ReplayedCode",
     "ResendTooSoon",
     "SendLimitReached",

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mfakit import _quota
+from mfakit import _quota, _throttle
 from mfakit._models import (
     Challenge,
     Credential,
@@ -190,23 +190,33 @@ class MessagingMixin:
         code: str,
         now: dt.datetime,
     ) -> None:
-        outgoing = factor.compose(subject, destination, code, now)
+        failure: str | None = None
+        try:
+            outgoing = factor.compose(subject, destination, code, now)
+        except BaseException:
+            # A host template that fails must not leave a usable challenge behind either.
+            self._withdraw(challenge.id)
+            raise
         try:
             factor.transmit(outgoing)
         except Exception as exc:
+            # The provider's message may quote the text (and the code), so only its type
+            # is kept, and the DeliveryError is raised outside this block so that it does
+            # not even carry the provider's exception as its __context__.
+            failure = type(exc).__name__
+        if failure is not None:
             self._withdraw(challenge.id)
-            # The provider's message may quote the text, so only the type is kept.
-            _log.warning("mfakit: %s delivery failed (%s)", factor.name, type(exc).__name__)
+            _log.warning("mfakit: %s delivery failed (%s)", factor.name, failure)
             self._emit(
                 EventType.DELIVERY_FAILED,
                 subject,
                 factor=factor.name,
                 challenge_id=challenge.id,
-                reason=type(exc).__name__,
+                reason=failure,
             )
             raise DeliveryError(
-                f"{factor.name} sender raised {type(exc).__name__}; the challenge was withdrawn"
-            ) from None
+                f"{factor.name} sender raised {failure}; the challenge was withdrawn"
+            )
         self._emit(
             EventType.CODE_SENT,
             subject,
@@ -268,7 +278,8 @@ class MessagingMixin:
             challenge = self._open_code_challenge(
                 factor, subject, destination, now, challenge_id=challenge_id
             )
-        except (SendRefused, DeliveryError):
+        except BaseException:
+            # Nothing half-done: no pending credential without its code.
             self.store.delete_credential(credential.id, version=credential.version)
             raise
         self._emit(
@@ -323,10 +334,15 @@ class MessagingMixin:
                     )
         return active
 
+    def _refuse_if_locked(self, subject: Subject, now: dt.datetime) -> None:
+        """No code is sent to a locked subject: it could not be used, and it costs money."""
+        _throttle.check(self.store.get_lock_state(subject.id), now)
+
     # sign-in -----------------------------------------------------------------------------
     def _challenge_delivered(
         self, subject: Subject, factor: DeliveredCodeFactor, credential_id: str | None
     ) -> Challenge:
+        self._refuse_if_locked(subject, self.clock.now())
         credential: Credential | None = None
         if credential_id is not None:
             credential = self._owned_credential(subject, credential_id)
@@ -356,6 +372,8 @@ class MessagingMixin:
 
         Raises:
             ChallengeNotFound: Unknown, used or another subject's challenge.
+            ExpiredCode: The challenge belongs to an enrolment that has lapsed.
+            LockedOut: The subject is locked; nothing is sent.
             InvalidInput: The challenge is of a factor that sends nothing (TOTP).
             ResendTooSoon: Before ``resend_at`` (``retry_at`` says when).
             SendLimitReached: The challenge has used all its sends.
@@ -372,12 +390,17 @@ class MessagingMixin:
         if not isinstance(factor, DeliveredCodeFactor):
             raise InvalidInput(f"a {factor.name} challenge sends no code, so none can be resent")
         now = self.clock.now()
+        self._refuse_if_locked(subject, now)
         self._check_resend(factor, subject, challenge, now)
         credential = None
         if challenge.credential_id is not None:
             credential = store.get_credential(challenge.credential_id)
             if credential is None or credential.subject_id != subject.id:
                 raise ChallengeNotFound("the challenge's credential was removed")
+            lapsed = credential.expires_at is not None and now >= credential.expires_at
+            if not credential.active and lapsed:
+                # confirm() would refuse any code now: sending one would be paid for nothing.
+                raise ExpiredCode("the pending enrolment has expired; start again")
         destination = factor.destination(subject, credential, self.keyring)
         if destination is None:
             raise ChallengeNotFound("the challenge has no destination any more")

@@ -41,7 +41,8 @@ _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAX_SUBJECT_FIELD: Final = 255
 _MAX_EMAIL: Final = 254  # RFC 5321 section 4.5.3.1.3 path limit
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# C0 and C1 controls (U+0085 NEL is a line break to Python) and the Unicode separators.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _builder(cls: type[_T]) -> Callable[..., _T]:

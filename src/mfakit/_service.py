@@ -711,6 +711,17 @@ class MFA(MessagingMixin, KnowledgeMixin):
         self._emit(EventType.KEYS_ROTATED, None, actor="system", detail={"rotated": rotated})
         return rotated
 
-    def purge_expired(self) -> int:
-        """Delete expired challenges; returns how many. Run it periodically."""
-        return self.store.purge_challenges(now=self.clock.now())
+    def purge_expired(self, *, keep_for: dt.timedelta = dt.timedelta(minutes=10)) -> int:
+        """Delete challenges that expired more than ``keep_for`` ago; returns how many.
+
+        Run it periodically. An expired challenge never verifies, but an SMS or e-mail
+        challenge can still be *resent* after its code expired (the "Resend" link), so by
+        default challenges are kept ten minutes past their expiry. ``keep_for=timedelta(0)``
+        deletes them the moment they expire.
+
+        Raises:
+            InvalidType: ``keep_for`` is not a non-negative timedelta.
+        """
+        if not isinstance(keep_for, dt.timedelta) or keep_for < dt.timedelta(0):
+            raise InvalidType("keep_for must be a non-negative datetime.timedelta")
+        return self.store.purge_challenges(now=self.clock.now() - keep_for)

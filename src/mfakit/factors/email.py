@@ -130,7 +130,7 @@ class EmailTemplate:
                 raise ConfigurationError(f"EmailTemplate.{name} must be str")
             try:
                 part.format(**sample)
-            except (KeyError, IndexError, ValueError) as exc:
+            except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
                 raise ConfigurationError(
                     f"EmailTemplate.{name} has unknown fields: {exc}"
                 ) from None

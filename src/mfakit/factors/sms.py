@@ -74,8 +74,9 @@ class SMSOTP(DeliveredCodeFactor):
         regions: Countries whose mobiles may enrol (default AU, NZ, GB).
         template: Message text with ``{code}``, ``{issuer}`` and ``{minutes}``.
         origin_domain: When set, the message ends with the origin-bound line
-            ``@example.com #123456`` so browsers (WebOTP) and Android (SMS Retriever) can
-            fill the code in, and only on that site.
+            ``@example.com #123456`` (the WebOTP / origin-bound one-time code format) so
+            browsers can fill the code in, and only on that site. Android's SMS Retriever
+            additionally needs the app's hash, which a host template can add.
         **options: See :class:`~mfakit.factors.DeliveredCodeFactor` (digits, code_ttl,
             resend_cooldown, max_sends, max_attempts, enrollment_ttl, quotas).
     """
@@ -121,7 +122,7 @@ class SMSOTP(DeliveredCodeFactor):
             raise ConfigurationError("template must be a str containing {code}")
         try:
             template.format(code="0", issuer="x", minutes=1)
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ConfigurationError(f"template has unknown fields: {exc}") from None
         if origin_domain is not None and (
             not isinstance(origin_domain, str)

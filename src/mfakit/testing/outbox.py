@@ -63,7 +63,7 @@ class Outbox:
     Example::
 
         outbox = Outbox()
-        mfa = MFA(..., factors=[SMSCode(sender=outbox)])
+        mfa = MFA(..., factors=[SMSOTP(sender=outbox, issuer="ACME")])
         challenge = mfa.challenge(alice, "sms")
         mfa.verify(alice, challenge.id, outbox.last_code("+61412345678"))
     """
