@@ -596,8 +596,8 @@ def test_any_text_gets_e164_or_a_typed_refusal(raw: str, region: str | None) -> 
     ("region", "expected"),
     [
         ("AU", "+61 4•• ••• 678"),
-        ("NZ", "+64 2•• ••• 567"),
-        ("GB", "+44 7•• ••• • 456"),
+        ("NZ", "+64 2• ••• •567"),
+        ("GB", "+44 7••• •••456"),
     ],
 )
 def test_mask_e164_examples(region: str, expected: str) -> None:
@@ -633,8 +633,11 @@ def assert_mask_hides(region: str, number: PhoneNumber) -> None:
     assert len(digits(masked)) <= 4, (region, hint)
     assert len(digits(masked)) + masked.count("•") == len(national_number), (region, hint)
     if len(national_number) >= 5:
-        assert masked.startswith(national_number[0]), (region, hint)
-        assert masked.endswith(national_number[-3:]), (region, hint)
+        # The number keeps its national grouping, so compare the digits and the bullets in
+        # order: the first digit and the last three are shown, everything between masked.
+        shape = "".join(c for c in masked if c.isdigit() or c == "•")
+        expected = national_number[0] + "•" * (len(national_number) - 4) + national_number[-3:]
+        assert shape == expected, (region, hint)
 
 
 def test_mask_e164_reveals_at_most_four_national_digits_in_any_region() -> None:

@@ -128,23 +128,28 @@ def _mobile_types() -> frozenset[int]:
 def mask_e164(e164: str) -> str:
     """A hint for the page: ``+61412345678`` -> ``+61 4•• ••• 678``.
 
-    The country code, the first national digit and the last three digits are shown; the
-    rest is masked, so the hint confirms which phone without revealing the number.
+    The number is written in its country's international format, then every digit but
+    the first national digit and the last three is masked, so the hint confirms which
+    phone without revealing the number (``+44 7••• •••456`` for a UK mobile).
     """
     import phonenumbers
 
     try:
         number = phonenumbers.parse(e164, None)
         country = f"+{number.country_code}"
-        national = str(phonenumbers.national_significant_number(number))
+        formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        national = formatted[len(country) :].strip()
     except phonenumbers.NumberParseException:
         country, national = "", e164.lstrip("+")
-    if len(national) < 5:
-        return f"{country} {'•' * len(national)}".strip()
-    head, middle, tail = national[0], national[1:-3], national[-3:]
-    masked_middle = "•" * len(middle)
-    # group like "4•• ••• 678": the first digit with the next two, then threes
-    first = head + masked_middle[:2]
-    rest = masked_middle[2:]
-    groups = [first] + [rest[i : i + 3] for i in range(0, len(rest), 3)] + [tail]
-    return " ".join([country, *[g for g in groups if g]])
+    digit_count = sum(c.isdigit() for c in national)
+    shown_tail = 3 if digit_count >= 5 else 0
+    seen = 0
+    masked = []
+    for char in national:
+        if char.isdigit():
+            seen += 1
+            keep = (seen == 1 and shown_tail) or seen > digit_count - shown_tail
+            masked.append(char if keep else "•")
+        else:
+            masked.append(char)
+    return f"{country} {''.join(masked)}".strip()
