@@ -42,7 +42,7 @@ from mfakit.factors.recovery_codes import (
     normalize_recovery_code,
 )
 from mfakit.factors.recovery_pin import PINSetup, RecoveryPIN, normalize_pin
-from mfakit.factors.secret_questions import QuestionSetup, SecretQuestions
+from mfakit.factors.secret_questions import QuestionSetup, SecretQuestions, normalize_answer
 
 if TYPE_CHECKING:
     from mfakit.hazmat.secretbox import Keyring
@@ -53,6 +53,18 @@ __all__ = ["KNOWLEDGE_FACTORS", "KnowledgeMixin"]
 _T = TypeVar("_T")
 MAX_WRITE_RETRIES = 1000
 KNOWLEDGE_FACTORS = (RecoveryPIN, SecretQuestions, RecoveryCodes)
+
+
+def national_digits(number: str) -> str:
+    """The digits of ``number`` in its national format (with the trunk prefix), or ``""``."""
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return ""
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return "".join(c for c in national if c.isascii() and c.isdigit())
 
 
 class KnowledgeMixin:
@@ -103,20 +115,26 @@ class KnowledgeMixin:
                 )
 
     def _phone_digits(self, subject: Subject) -> list[str]:
-        """Digits of the subject's known phone numbers, which a PIN may not reuse."""
-        digits: list[str] = []
+        """Digits of the subject's known phone numbers, which a PIN may not reuse.
+
+        Each number in both forms: international (``61412345678``) and national as the
+        subject types it (``0412345678``).
+        """
+        numbers: list[str] = []
         for credential in self.store.list_credentials(subject.id):
             if credential.factor == "sms" and credential.secret:
                 try:
-                    number = self.keyring.decrypt(credential.secret, aad=secret_aad(credential))
+                    plain = self.keyring.decrypt(credential.secret, aad=secret_aad(credential))
                 except MFAError:
                     continue
-                digits.append("".join(c for c in number.decode() if c.isdigit()))
+                numbers.append(plain.decode())
         extra = subject.attributes.get("phone")
-        if isinstance(extra, str):
-            digits.append("".join(c for c in extra if c.isascii() and c.isdigit()))
-        # Also the national form: "+61412345678" -> "0412345678"-style tails are covered by
-        # the six-digit tail check in RecoveryPIN.check_strength.
+        if isinstance(extra, str) and len(extra) <= 64:
+            numbers.append(extra)
+        digits: list[str] = []
+        for number in numbers:
+            digits.append("".join(c for c in number if c.isascii() and c.isdigit()))
+            digits.append(national_digits(number))
         return [d for d in digits if d]
 
     # enrolment ---------------------------------------------------------------------------
@@ -247,16 +265,21 @@ class KnowledgeMixin:
             raise InvalidType("answers must map question ids (str) to answers (str)")
         if len(answers) > 20 or any(len(v) > 256 for v in answers.values()):
             raise InvalidInput("too many or too long answers")
+        for given in answers.values():
+            normalize_answer(given)  # malformed (even after NFKC): refused, nothing charged
         challenge = self._knowledge_challenge(subject, challenge_id, "secret_questions")
         factor = self._knowledge(challenge.factor, SecretQuestions)
         credential = self._active_of(subject, factor.name)
-        return self._attempt_knowledge(
-            subject,
-            challenge,
-            factor,
-            lambda: factor.matches(credential, challenge.prompts, answers),
-            credential,
-        )
+
+        def check() -> bool:
+            ok = factor.matches(credential, challenge.prompts, answers)
+            if ok and credential is not None:
+                upgraded = factor.rehashed(credential, answers)
+                if upgraded is not None:  # best effort: a lost race only postpones it
+                    self.store.put_credential(upgraded)
+            return ok
+
+        return self._attempt_knowledge(subject, challenge, factor, check, credential)
 
     def question_text(self, question_id: str) -> str:
         """The text of a question id from a challenge's ``prompts``."""

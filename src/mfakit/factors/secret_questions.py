@@ -50,7 +50,8 @@ def normalize_answer(raw: object) -> str:
 
     Raises:
         InvalidType: Not a ``str``.
-        InvalidInput: Longer than 256 characters (checked before any Unicode work).
+        InvalidInput: Longer than 256 characters, checked before any Unicode work and again
+            after it (NFKC can expand one character into eighteen).
     """
     if not isinstance(raw, str):
         raise InvalidType(f"an answer must be str, not {type(raw).__name__}")
@@ -60,7 +61,10 @@ def normalize_answer(raw: object) -> str:
     # casefold() can produce text NFKC would change again (e.g. "ẞ" -> "ss" is fine, but
     # some compatibility characters re-compose), so normalise once more to be idempotent.
     text = unicodedata.normalize("NFKC", text)
-    return _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", text).strip()
+    if len(text) > _MAX_ANSWER_INPUT:
+        raise InvalidInput(f"an answer may have at most {_MAX_ANSWER_INPUT} characters")
+    return text
 
 
 @dataclasses.dataclass(frozen=True, slots=True, order=True)
@@ -270,6 +274,10 @@ class SecretQuestions(Factor):
             rules = setup.rules if setup.rules is not None else AnswerRules(count=len(questions))
             if len(set(questions)) != len(questions):
                 raise InvalidInput("imported questions must be different")
+            if len(questions) != rules.count:
+                raise InvalidInput(
+                    f"an imported set claiming count={rules.count} must hold that many questions"
+                )
         else:
             pairs = self.validate(subject, setup.answers)
             questions = [q for q, _ in pairs]
@@ -290,7 +298,30 @@ class SecretQuestions(Factor):
 
     def needs_update(self, credential: Credential) -> bool:
         """Whether the stored set breaks the current rules (the register's prompt)."""
-        return not self.rules.satisfied_by(credential.params.get("rules", {}))
+        return len(self.questions(credential)) != self.rules.count or not self.rules.satisfied_by(
+            credential.params.get("rules", {})
+        )
+
+    def rehashed(self, credential: Credential, answers: Mapping[str, str]) -> Credential | None:
+        """After a success: the set with fresh hashes where the parameters changed, or ``None``.
+
+        Only the questions that were asked (and so answered right) can be re-hashed;
+        the others keep their hash until they are asked (OWASP: rehash on login).
+        """
+        hashes: list[str] = json.loads(credential.secret.decode("ascii"))
+        changed = False
+        for index, qid in enumerate(self.questions(credential)):
+            given = answers.get(qid)
+            if isinstance(given, str) and self.hasher.needs_rehash(hashes[index]):
+                hashes[index] = self.hasher.hash(self._bound(qid, normalize_answer(given)))
+                changed = True
+        if not changed:
+            return None
+        return dataclasses.replace(
+            credential,
+            secret=json.dumps(hashes).encode("ascii"),
+            version=credential.version + 1,
+        )
 
     def questions(self, credential: Credential) -> list[str]:
         """The stored question ids, in the subject's order."""
