@@ -10,19 +10,18 @@ must have the subject set up a possession factor again.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from mfakit._models import (
     Challenge,
     Credential,
     EventType,
-    LockState,
     Subject,
     Verification,
     validate_id,
 )
+from mfakit._parts import MAX_WRITE_RETRIES, FacadeParts
 from mfakit.exceptions import (
     ChallengeNotFound,
     ConcurrencyConflict,
@@ -44,14 +43,9 @@ from mfakit.factors.recovery_codes import (
 from mfakit.factors.recovery_pin import PINSetup, RecoveryPIN, normalize_pin
 from mfakit.factors.secret_questions import QuestionSetup, SecretQuestions, normalize_answer
 
-if TYPE_CHECKING:
-    from mfakit.hazmat.secretbox import Keyring
-    from mfakit.typing import Clock, Store
-
 __all__ = ["KNOWLEDGE_FACTORS", "KnowledgeMixin"]
 
 _T = TypeVar("_T")
-MAX_WRITE_RETRIES = 1000
 KNOWLEDGE_FACTORS = (RecoveryPIN, SecretQuestions, RecoveryCodes)
 
 
@@ -67,30 +61,8 @@ def national_digits(number: str) -> str:
     return "".join(c for c in national if c.isascii() and c.isdigit())
 
 
-class KnowledgeMixin:
+class KnowledgeMixin(FacadeParts):
     """Recovery PIN, secret questions and recovery codes for :class:`~mfakit.MFA`."""
-
-    if TYPE_CHECKING:
-        store: Store
-        keyring: Keyring
-        clock: Clock
-
-        def factor(self, name: str) -> Factor: ...
-        def _emit(self, type_: EventType, subject: Subject | None, **fields: object) -> None: ...
-        def _subject(self, subject: object) -> Subject: ...
-        def _charge(self, subject: Subject, now: dt.datetime, **fields: object) -> LockState: ...
-        def _charge_challenge(self, challenge: Challenge) -> Challenge: ...
-        def _succeeded(self, subject: Subject, charged: LockState | None = None) -> None: ...
-        def _failed(
-            self, subject: Subject, charged: LockState, exc: MFAError, **fields: object
-        ) -> None: ...
-        def _withdraw(self, challenge_id: str) -> None: ...
-        def _update(
-            self,
-            read: Callable[[], _T | None],
-            step: Callable[[_T], _T | None],
-            write: Callable[[_T], bool],
-        ) -> _T | None: ...
 
     # helpers -----------------------------------------------------------------------------
     def _active_of(self, subject: Subject, factor_name: str) -> Credential | None:
@@ -384,21 +356,11 @@ class KnowledgeMixin:
             self._failed(subject, charged, exc, **fields)
             raise
         self._succeeded(subject, charged)
-        recovery = getattr(factor, "purpose", "fallback") == "recovery"
-        self._emit(
-            EventType.VERIFIED,
+        return self._verified(
             subject,
-            credential_id=None if credential is None else credential.id,
-            detail={"recovery": recovery},
-            **fields,
-        )
-        return Verification(
-            subject.id,
-            subject.tenant,
-            factor.name,
-            None if credential is None else credential.id,
+            factor,
             challenge.id,
+            None if credential is None else credential.id,
             now,
-            factor.kind,
-            recovery,
+            recovery=getattr(factor, "purpose", "fallback") == "recovery",
         )

@@ -18,8 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from mfakit import _quota, _throttle
 from mfakit._models import (
@@ -27,13 +26,13 @@ from mfakit._models import (
     Credential,
     CredentialStatus,
     EventType,
-    LockState,
     QuotaState,
     Subject,
     Verification,
     new_id,
     validate_id,
 )
+from mfakit._parts import MAX_WRITE_RETRIES, FacadeParts
 from mfakit.exceptions import (
     ChallengeNotFound,
     ConcurrencyConflict,
@@ -43,7 +42,6 @@ from mfakit.exceptions import (
     ExpiredCode,
     InvalidCode,
     InvalidInput,
-    MFAError,
     NotEnrolled,
     QuotaExceeded,
     ResendTooSoon,
@@ -51,19 +49,12 @@ from mfakit.exceptions import (
     SendRefused,
     VerificationFailed,
 )
-from mfakit.factors._base import Factor
 from mfakit.factors._delivered import DeliveredCodeFactor, Destination
 from mfakit.hazmat.compare import normalize_code
-
-if TYPE_CHECKING:
-    from mfakit.hazmat.secretbox import Keyring
-    from mfakit.typing import Clock, Store
 
 __all__ = ["CodeEnrollment", "MessagingMixin"]
 
 _log = logging.getLogger("mfakit")
-_T = TypeVar("_T")
-MAX_WRITE_RETRIES = 1000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,30 +79,8 @@ class CodeEnrollment:
     expires_at: dt.datetime
 
 
-class MessagingMixin:
+class MessagingMixin(FacadeParts):
     """Delivered-code operations of :class:`~mfakit.MFA`."""
-
-    if TYPE_CHECKING:
-        store: Store
-        keyring: Keyring
-        clock: Clock
-
-        def factor(self, name: str) -> Factor: ...
-        def _emit(self, type_: EventType, subject: Subject | None, **fields: object) -> None: ...
-        def _subject(self, subject: object) -> Subject: ...
-        def _owned_credential(self, subject: Subject, credential_id: object) -> Credential: ...
-        def _charge(self, subject: Subject, now: dt.datetime, **fields: object) -> LockState: ...
-        def _charge_challenge(self, challenge: Challenge) -> Challenge: ...
-        def _succeeded(self, subject: Subject, charged: LockState | None = None) -> None: ...
-        def _failed(
-            self, subject: Subject, charged: LockState, exc: MFAError, **fields: object
-        ) -> None: ...
-        def _update(
-            self,
-            read: Callable[[], _T | None],
-            step: Callable[[_T], _T | None],
-            write: Callable[[_T], bool],
-        ) -> _T | None: ...
 
     # quotas ------------------------------------------------------------------------------
     def _quota_keys(
@@ -472,22 +441,7 @@ class MessagingMixin:
                 # A pending enrolment's challenge is answered through confirm(), not here.
                 raise ChallengeNotFound("the challenge's credential is not active")
         self._verify_code(factor, subject, challenge, code, now)
-        self._emit(
-            EventType.VERIFIED,
-            subject,
-            factor=factor.name,
-            challenge_id=challenge.id,
-            credential_id=challenge.credential_id,
-        )
-        return Verification(
-            subject.id,
-            subject.tenant,
-            factor.name,
-            challenge.credential_id,
-            challenge.id,
-            now,
-            factor.kind,
-        )
+        return self._verified(subject, factor, challenge.id, challenge.credential_id, now)
 
     def _verify_code(
         self,

@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final, Literal, TypeVar, overload
+from typing import Literal, TypeVar, overload
 
 from mfakit import _throttle
 from mfakit._clock import SystemClock
@@ -32,6 +32,7 @@ from mfakit._models import (
     validate_actor,
     validate_id,
 )
+from mfakit._parts import MAX_WRITE_RETRIES
 from mfakit._throttle import Lockout
 from mfakit.exceptions import (
     ChallengeNotFound,
@@ -67,10 +68,6 @@ _log = logging.getLogger("mfakit")
 #: What :meth:`MFA.enroll` returns, by factor family.
 Enrollment = TOTPEnrollment | CodeEnrollment | Credential | RecoveryCodeBatch
 _T = TypeVar("_T")
-
-#: Conditional writes retried this many times before giving up. Contention resolves in a
-#: handful of rounds; the bound only stops a broken store from spinning forever.
-MAX_WRITE_RETRIES: Final = 1000
 
 
 class _NullSink:
@@ -560,23 +557,37 @@ class MFA(MessagingMixin, KnowledgeMixin):
         self._succeeded(subject, charged)
         # Single use: delete it whatever version a concurrent losing attempt left behind.
         self._withdraw(live.id)
+        return self._verified(subject, factor, challenge.id, matched.id, now)
+
+    def _verified(
+        self,
+        subject: Subject,
+        factor: Factor,
+        challenge_id: str,
+        credential_id: str | None,
+        now: dt.datetime,
+        *,
+        recovery: bool = False,
+    ) -> Verification:
+        """Audit a success and build its evidence (every factor ends here)."""
         if not self._silent:
             self._emit(
                 EventType.VERIFIED,
                 subject,
                 factor=factor.name,
-                challenge_id=challenge.id,
-                credential_id=matched.id,
+                challenge_id=challenge_id,
+                credential_id=credential_id,
+                detail={"recovery": True} if recovery else {},
             )
         return build_verification(
             subject.id,
             subject.tenant,
             factor.name,
-            matched.id,
-            challenge.id,
+            credential_id,
+            challenge_id,
             now,
             factor.kind,
-            False,
+            recovery,
         )
 
     @staticmethod

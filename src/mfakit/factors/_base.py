@@ -13,8 +13,28 @@ import datetime as dt
 from typing import ClassVar
 
 from mfakit._models import Credential, FactorKind
+from mfakit.exceptions import ConfigurationError
 
-__all__ = ["Factor", "FactorSetup", "secret_aad"]
+__all__ = ["Factor", "FactorSetup", "check_prompt_options", "secret_aad"]
+
+
+def check_prompt_options(
+    owner: str, *, max_attempts: object, purpose: object, challenge_ttl: object
+) -> None:
+    """Validate the options every knowledge factor shares.
+
+    Raises:
+        ConfigurationError: Attempts outside 1-100, an unknown purpose, or a TTL that is
+            not a positive timedelta.
+    """
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+        raise ConfigurationError(f"{owner} max_attempts must be int")
+    if not 1 <= max_attempts <= 100:
+        raise ConfigurationError(f"{owner} max_attempts must be 1 to 100")
+    if purpose not in ("recovery", "fallback"):
+        raise ConfigurationError(f"{owner} purpose must be 'recovery' or 'fallback'")
+    if not isinstance(challenge_ttl, dt.timedelta) or challenge_ttl <= dt.timedelta(0):
+        raise ConfigurationError(f"{owner} challenge_ttl must be a positive timedelta")
 
 
 def secret_aad(credential: Credential) -> bytes:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
 from mfakit._models import Credential, CredentialStatus, FactorKind, Subject, new_id
 from mfakit.exceptions import ConfigurationError, InvalidInput, InvalidType
-from mfakit.factors._base import Factor, FactorSetup
+from mfakit.factors._base import Factor, FactorSetup, check_prompt_options
 
 if TYPE_CHECKING:
     from mfakit.hazmat.secretbox import Keyring
@@ -93,12 +93,9 @@ class RecoveryCodes(Factor):
     ) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 50:
             raise ConfigurationError("RecoveryCodes count must be 1 to 50")
-        if isinstance(max_attempts, bool) or not 1 <= max_attempts <= 100:
-            raise ConfigurationError("max_attempts must be 1 to 100")
-        if purpose not in ("recovery", "fallback"):
-            raise ConfigurationError("purpose must be 'recovery' or 'fallback'")
-        if not isinstance(challenge_ttl, dt.timedelta) or challenge_ttl <= dt.timedelta(0):
-            raise ConfigurationError("challenge_ttl must be a positive timedelta")
+        check_prompt_options(
+            "RecoveryCodes", max_attempts=max_attempts, purpose=purpose, challenge_ttl=challenge_ttl
+        )
         self.count = count
         self.max_attempts = max_attempts
         self.purpose = purpose

@@ -25,7 +25,7 @@ from typing import ClassVar, Final, Literal
 
 from mfakit._models import Credential, CredentialStatus, FactorKind, Subject, new_id
 from mfakit.exceptions import ConfigurationError, InvalidInput, InvalidType, WeakSecret
-from mfakit.factors._base import Factor, FactorSetup
+from mfakit.factors._base import Factor, FactorSetup, check_prompt_options
 from mfakit.hazmat.hashing import SecretHasher
 
 __all__ = ["COMMON_PINS", "PINSetup", "RecoveryPIN"]
@@ -158,23 +158,19 @@ class RecoveryPIN(Factor):
         purpose: Literal["recovery", "fallback"] = "recovery",
         challenge_ttl: dt.timedelta = dt.timedelta(minutes=10),
     ) -> None:
-        for label, value in (
-            ("min_length", min_length),
-            ("max_length", max_length),
-            ("max_attempts", max_attempts),
-        ):
+        check_prompt_options(
+            "RecoveryPIN",
+            max_attempts=max_attempts,
+            purpose=purpose,
+            challenge_ttl=challenge_ttl,
+        )
+        for label, value in (("min_length", min_length), ("max_length", max_length)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigurationError(f"RecoveryPIN {label} must be int")
         if min_length < 6:
             raise ConfigurationError("a recovery PIN needs at least 6 digits (ISM-1559)")
         if max_length < min_length or max_length > _MAX_INPUT:
             raise ConfigurationError("RecoveryPIN max_length must be >= min_length and <= 64")
-        if not 1 <= max_attempts <= 100:
-            raise ConfigurationError("RecoveryPIN max_attempts must be 1 to 100")
-        if purpose not in ("recovery", "fallback"):
-            raise ConfigurationError("purpose must be 'recovery' or 'fallback'")
-        if not isinstance(challenge_ttl, dt.timedelta) or challenge_ttl <= dt.timedelta(0):
-            raise ConfigurationError("challenge_ttl must be a positive timedelta")
         if hasher is not None and not isinstance(hasher, SecretHasher):
             raise ConfigurationError("hasher must be a SecretHasher")
         self.min_length = min_length

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from mfakit._models import Credential, CredentialStatus, FactorKind, Subject, new_id
 from mfakit.exceptions import ConfigurationError, InvalidInput, InvalidType, WeakSecret
-from mfakit.factors._base import Factor, FactorSetup
+from mfakit.factors._base import Factor, FactorSetup, check_prompt_options
 from mfakit.hazmat.hashing import SecretHasher
 
 __all__ = ["AnswerRules", "QuestionSetup", "SecretQuestions", "normalize_answer"]
@@ -170,12 +170,12 @@ class SecretQuestions(Factor):
             raise ConfigurationError("the catalogue has fewer questions than a set needs")
         if ask is not None and (isinstance(ask, bool) or not 1 <= ask <= self.rules.count):
             raise ConfigurationError("ask must be between 1 and the number of questions")
-        if isinstance(max_attempts, bool) or not 1 <= max_attempts <= 100:
-            raise ConfigurationError("max_attempts must be 1 to 100")
-        if purpose not in ("recovery", "fallback"):
-            raise ConfigurationError("purpose must be 'recovery' or 'fallback'")
-        if not isinstance(challenge_ttl, dt.timedelta) or challenge_ttl <= dt.timedelta(0):
-            raise ConfigurationError("challenge_ttl must be a positive timedelta")
+        check_prompt_options(
+            "SecretQuestions",
+            max_attempts=max_attempts,
+            purpose=purpose,
+            challenge_ttl=challenge_ttl,
+        )
         self.catalogue = dict(catalogue)
         self.allow_free_text = bool(allow_free_text)
         self.ask = ask
