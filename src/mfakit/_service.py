@@ -536,12 +536,15 @@ class MFA(MessagingMixin, KnowledgeMixin):
                 challenge_id=challenge.id,
             )
             raise expired
-        delivered = self.factor(challenge.factor)
-        if isinstance(delivered, DeliveredCodeFactor):
-            return self._verify_delivered(delivered, subject, challenge, code, now)
-        if isinstance(delivered, KNOWLEDGE_FACTORS):
-            return self._verify_knowledge(delivered, subject, challenge, code)
-        factor = self._code_factor(challenge.factor)
+        factor = self.factor(challenge.factor)
+        if not isinstance(factor, TOTP):  # the common case (TOTP) first: one type check
+            if isinstance(factor, DeliveredCodeFactor):
+                return self._verify_delivered(factor, subject, challenge, code, now)
+            if isinstance(factor, KNOWLEDGE_FACTORS):
+                return self._verify_knowledge(factor, subject, challenge, code)
+            raise ConfigurationError(
+                f"factor {factor.name!r} cannot verify codes"
+            )  # pragma: no cover
         candidates = self._candidates(subject, challenge)
         codes = self._normalize(factor, candidates, code)
 
