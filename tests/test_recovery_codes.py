@@ -7,6 +7,7 @@ enforced by a conditional write so that concurrent uses of one code cannot both 
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import threading
@@ -267,9 +268,12 @@ def test_codes_are_hashed_under_the_keyring(
 ) -> None:
     """A keyed hash (SECURITY.md 20): with another key the stored tags match nothing."""
     (credential,) = code_credentials(mfa, alice)
-    assert credential.secret == b""
-    tags = credential.params["tags"]
+    # The tags live in the repr-hidden secret field, not in params (which listings show).
+    assert "tags" not in credential.params
+    assert credential.params["count"] == 10
+    tags = json.loads(credential.secret.decode("ascii"))
     assert len(tags) == 10
+    assert not any(t in repr(credential) for t in tags)
     assert all(re.fullmatch(r"[0-9a-f]+", t) for t in tags)
     other_key = MFA(
         store=store,

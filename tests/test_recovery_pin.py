@@ -24,6 +24,7 @@ from mfakit import (
     InvalidCode,
     InvalidInput,
     InvalidType,
+    Keyring,
     LockedOut,
     Lockout,
     MalformedCode,
@@ -33,7 +34,7 @@ from mfakit import (
     VerificationFailed,
     WeakSecret,
 )
-from mfakit.factors import SMSOTP, TOTP, RecoveryPIN
+from mfakit.factors import SMSOTP, TOTP, Factor, RecoveryCodes, RecoveryPIN
 from mfakit.factors.recovery_pin import COMMON_PINS, normalize_pin
 from mfakit.hazmat.hashing import SecretHasher
 from mfakit.testing import FakeClock, ListSink, MemoryStore, totp_now
@@ -697,3 +698,28 @@ def test_only_argon2id_hashes_are_stored(kit: Kit, alice: Subject, bob: Subject)
     (bobs,) = pin_credentials(kit.mfa, bob)
     assert again.secret != bobs.secret
     assert again.secret.split(b"$")[4] != bobs.secret.split(b"$")[4]
+
+
+def test_key_rotation_skips_hashed_secrets_and_still_rotates_the_rest(
+    store: MemoryStore, clock: FakeClock, alice: Subject
+) -> None:
+    """Argon2id hashes are not keyring blobs: rotate_keys must leave them alone, not fail."""
+    old_entry, new_entry = Keyring.generate_key("k-old"), Keyring.generate_key("k-new")
+    old = Keyring.from_string(old_entry)
+    hasher = SecretHasher.owasp_minimum()
+    factors: list[Factor] = [TOTP(issuer="ACME"), RecoveryPIN(hasher=hasher), RecoveryCodes()]
+    before = MFA(store=store, keyring=old, factors=factors, clock=clock)
+    enrollment = before.enroll(alice, "totp")
+    before.confirm(alice, enrollment.id, totp_now(enrollment.secret, clock.now()))
+    before.enroll(alice, RecoveryPIN.setup("480213"))
+    batch = before.enroll(alice, RecoveryCodes.setup())
+    both = Keyring.from_string(f"{new_entry},{old_entry}")
+    after = MFA(store=store, keyring=both, factors=factors, clock=clock)
+    assert after.rotate_keys() == 1  # the TOTP seed only
+    clock.advance(30)
+    challenge = after.challenge(alice, "recovery_pin")
+    assert after.verify(alice, challenge.id, "480213").recovery is True
+    challenge = after.challenge(alice, "recovery_codes")
+    assert after.verify(alice, challenge.id, batch.codes[0]).recovery is True
+    challenge = after.challenge(alice, "totp")
+    assert after.verify(alice, challenge.id, totp_now(enrollment.secret, clock.now()))

@@ -933,3 +933,36 @@ def test_any_variant_is_accepted_for_its_question_only(qid: str, data: st.DataOb
         if other != qid:
             assert not factor.matches(credential, [other], {other: variant})
             assert not factor.matches(credential, [other], {other: answer})
+
+
+def test_rehash_touches_only_the_questions_that_were_asked(
+    make_mfa: MakeMFA, store: MemoryStore, events: ListSink, alice: Subject
+) -> None:
+    """An answer sent for a question that was not asked was never checked: never store it."""
+    weak = build_kit(make_mfa, store, events, ask=2)
+    weak.mfa.enroll(alice, SecretQuestions.setup(GOOD))
+    stronger = SecretHasher(time_cost=3, memory_cost=19456, parallelism=1)
+    kit = build_kit(make_mfa, store, events, ask=2, hasher=stronger)
+    challenge = kit.mfa.challenge(alice, "secret_questions")
+    (unasked,) = set(GOOD) - set(challenge.prompts)
+    answers = {q: GOOD[q] for q in challenge.prompts} | {unasked: "attacker's choice"}
+    kit.mfa.answer(alice, challenge.id, answers)
+    (credential,) = question_credentials(kit.mfa, alice)
+    hashes = dict(zip(kit.questions.questions(credential), stored_hashes(credential), strict=True))
+    assert not stronger.needs_rehash(hashes[challenge.prompts[0]])  # asked: upgraded
+    assert stronger.needs_rehash(hashes[unasked])  # not asked: untouched
+    # The real answer to the unasked question still works; the attacker's does not.
+    assert stronger.verify(hashes[unasked], f"{unasked}\x1f{normalize_answer(GOOD[unasked])}")
+    assert not stronger.verify(hashes[unasked], f"{unasked}\x1fattacker's choice")
+
+
+def test_an_empty_answer_never_matches_even_a_stored_placeholder(
+    make_mfa: MakeMFA, store: MemoryStore, events: ListSink, alice: Subject
+) -> None:
+    kit = build_kit(make_mfa, store, events, rules=AnswerRules(min_length=1))
+    kit.mfa.enroll(alice, SecretQuestions.setup({"pet": "-", "city": "x", "school": "y"}))
+    with pytest.raises(InvalidCode):
+        answer_now(kit.mfa, alice, {"pet": "", "city": "x", "school": "y"})
+    assert answer_now(kit.mfa, alice, {"pet": "-", "city": "x", "school": "y"}).factor == (
+        "secret_questions"
+    )

@@ -246,7 +246,7 @@ class KnowledgeMixin(FacadeParts):
         def check() -> bool:
             ok = factor.matches(credential, challenge.prompts, answers)
             if ok and credential is not None:
-                upgraded = factor.rehashed(credential, answers)
+                upgraded = factor.rehashed(credential, challenge.prompts, answers)
                 if upgraded is not None:  # best effort: a lost race only postpones it
                     self.store.put_credential(upgraded)
             return ok

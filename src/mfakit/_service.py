@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal, TypeVar, overload
+from typing import Final, Literal, TypeVar, overload
 
 from mfakit import _throttle
 from mfakit._clock import SystemClock
@@ -65,6 +65,10 @@ from mfakit.typing import Clock, EventSink, Store
 __all__ = ["MFA"]
 
 _log = logging.getLogger("mfakit")
+#: Factors whose ``Credential.secret`` is not a keyring blob (hashes, keyed tags).
+UNENCRYPTED_SECRET_FACTORS: Final = frozenset(
+    {"recovery_pin", "secret_questions", "recovery_codes"}
+)
 #: What :meth:`MFA.enroll` returns, by factor family.
 Enrollment = TOTPEnrollment | CodeEnrollment | Credential | RecoveryCodeBatch
 _T = TypeVar("_T")
@@ -701,13 +705,20 @@ class MFA(MessagingMixin, KnowledgeMixin):
         Safe while the application runs: each record is rewritten with a conditional
         write, and old keys keep decrypting until you remove them.
 
+        Only encrypted secrets (TOTP seeds, phone numbers, addresses) are re-encrypted.
+        Argon2id hashes (PIN, secret answers) involve no key. Recovery-code hashes are
+        keyed but cannot be recomputed without the codes: keep their key in the keyring
+        until each batch is replaced.
+
         Returns:
             How many credentials were re-encrypted.
         """
         keyring = self.keyring
         rotated = 0
         for credential in self.store.iter_credentials():
-            if not credential.secret or not keyring.needs_rotation(credential.secret):
+            if credential.factor in UNENCRYPTED_SECRET_FACTORS or not credential.secret:
+                continue
+            if not keyring.needs_rotation(credential.secret):
                 continue
 
             def step(current: Credential) -> Credential | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import json
 import secrets
 from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
@@ -126,7 +127,9 @@ class RecoveryCodes(Factor):
             status=CredentialStatus.ACTIVE,
             created_at=now,
             confirmed_at=now,
-            params={"tags": [t.hex() for t in tags], "used": []},
+            params={"count": len(tags), "used": []},
+            # Keyed hashes, kept out of params so that no repr or listing shows them.
+            secret=json.dumps([t.hex() for t in tags]).encode("ascii"),
         )
         shown = tuple("-".join(code[i : i + 4] for i in range(0, CODE_CHARS, 4)) for code in raw)
         return RecoveryCodeBatch(id=credential.id, credential=credential, codes=shown)
@@ -134,7 +137,7 @@ class RecoveryCodes(Factor):
     @staticmethod
     def remaining(credential: Credential) -> int:
         """Codes of the batch not used yet."""
-        return len(credential.params.get("tags", [])) - len(credential.params.get("used", []))
+        return int(credential.params.get("count", 0)) - len(credential.params.get("used", []))
 
     def match(self, keyring: Keyring, credential: Credential | None, code: str) -> int | None:
         """Index of the unused code that matches, or ``None``. Compares every code.
@@ -145,7 +148,7 @@ class RecoveryCodes(Factor):
         if credential is None:
             self._tag(keyring, code)  # the same work as for a subject with codes
             return None
-        tags = [bytes.fromhex(t) for t in credential.params.get("tags", [])]
+        tags = [bytes.fromhex(t) for t in json.loads(credential.secret.decode("ascii"))]
         used = set(credential.params.get("used", []))
         found: int | None = None
         for index, tag in enumerate(tags):

@@ -302,16 +302,21 @@ class SecretQuestions(Factor):
             credential.params.get("rules", {})
         )
 
-    def rehashed(self, credential: Credential, answers: Mapping[str, str]) -> Credential | None:
+    def rehashed(
+        self, credential: Credential, asked: Sequence[str], answers: Mapping[str, str]
+    ) -> Credential | None:
         """After a success: the set with fresh hashes where the parameters changed, or ``None``.
 
-        Only the questions that were asked (and so answered right) can be re-hashed;
-        the others keep their hash until they are asked (OWASP: rehash on login).
+        Only the questions that were asked, and so answered right, are re-hashed; answers
+        given for questions that were not asked are ignored (they were never checked). The
+        others keep their hash until they are asked (OWASP: rehash on login).
         """
         hashes: list[str] = json.loads(credential.secret.decode("ascii"))
         changed = False
         for index, qid in enumerate(self.questions(credential)):
             given = answers.get(qid)
+            if qid not in asked:
+                continue
             if isinstance(given, str) and self.hasher.needs_rehash(hashes[index]):
                 hashes[index] = self.hasher.hash(self._bound(qid, normalize_answer(given)))
                 changed = True
@@ -362,7 +367,8 @@ class SecretQuestions(Factor):
             given = answers.get(qid, "")
             answer = normalize_answer(given) if isinstance(given, str) else ""
             encoded = stored.get(qid)
-            if encoded is None:
+            if encoded is None or not answer:
+                # Same argon2 work, and a missing answer can never match anything.
                 self.hasher.dummy_verify(self._bound(qid, answer or "-"))
                 ok = False
                 continue
