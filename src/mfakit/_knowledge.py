@@ -26,7 +26,6 @@ from mfakit.exceptions import (
     ChallengeNotFound,
     ConcurrencyConflict,
     ConfigurationError,
-    ExpiredCode,
     InvalidCode,
     InvalidInput,
     InvalidType,
@@ -272,14 +271,12 @@ class KnowledgeMixin(FacadeParts):
             raise ChallengeNotFound(f"the challenge is not a {expected} challenge")
         now = self.clock.now()
         if now >= challenge.expires_at:
-            self._emit(
-                EventType.FAILED,
+            raise self._expired(
                 subject,
-                reason="ExpiredCode",
+                "the challenge has expired",
                 factor=challenge.factor,
                 challenge_id=challenge.id,
             )
-            raise ExpiredCode("the challenge has expired")
         return challenge
 
     def _verify_knowledge(

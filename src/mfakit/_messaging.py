@@ -456,15 +456,12 @@ class MessagingMixin(FacadeParts):
         """Charge, compare in constant time, and claim the challenge: exactly one winner."""
         normalized = normalize_code(code, digits=factor.digits)  # malformed: nothing charged
         if now >= challenge.expires_at:
-            expired = ExpiredCode("the code has expired; ask for a new one")
-            self._emit(
-                EventType.FAILED,
+            raise self._expired(
                 subject,
-                reason=type(expired).__name__,
+                "the code has expired; ask for a new one",
                 factor=factor.name,
                 challenge_id=challenge.id,
             )
-            raise expired
         fields: dict[str, object] = {"factor": factor.name, "challenge_id": challenge.id}
         if credential_id is not None:
             fields["credential_id"] = credential_id

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from mfakit._models import Challenge, Credential, EventType, LockState, Subject, Verification
-    from mfakit.exceptions import MFAError
+    from mfakit.exceptions import ExpiredCode, MFAError
     from mfakit.factors._base import Factor
     from mfakit.hazmat.secretbox import Keyring
     from mfakit.typing import Clock, Store
@@ -45,6 +45,7 @@ class FacadeParts:
             self, subject: Subject, charged: LockState, exc: MFAError, **fields: object
         ) -> None: ...
         def _withdraw(self, challenge_id: str) -> None: ...
+        def _expired(self, subject: Subject, message: str, **fields: object) -> ExpiredCode: ...
         def _verified(
             self,
             subject: Subject,

@@ -172,6 +172,11 @@ class MFA(MessagingMixin, KnowledgeMixin):
         except Exception:  # an audit sink must never break sign-in; it is logged instead
             _log.exception("mfakit event sink failed for %s", type_.value)
 
+    def _expired(self, subject: Subject, message: str, **fields: object) -> ExpiredCode:
+        """Audit an attempt on something expired (SECURITY.md 37); return the error to raise."""
+        self._emit(EventType.FAILED, subject, reason=ExpiredCode.__name__, **fields)
+        return ExpiredCode(message)
+
     @staticmethod
     def _subject(subject: object) -> Subject:
         if not isinstance(subject, Subject):
@@ -365,15 +370,12 @@ class MFA(MessagingMixin, KnowledgeMixin):
         normalized = normalize_code(code, digits=credential.params.get("digits", 6))
         now = self.clock.now()
         if credential.expires_at is not None and now >= credential.expires_at:
-            expired = ExpiredCode("the pending enrolment has expired; start again")
-            self._emit(
-                EventType.FAILED,
+            raise self._expired(
                 subject,
-                reason=type(expired).__name__,
+                "the pending enrolment has expired; start again",
                 factor=factor.name,
                 credential_id=credential.id,
             )
-            raise expired
         charged = self._charge(subject, now, factor=factor.name, credential_id=credential.id)
         try:
             confirmed = self._apply_code(factor, credential, normalized, now)
@@ -394,14 +396,12 @@ class MFA(MessagingMixin, KnowledgeMixin):
     ) -> Credential:
         now = self.clock.now()
         if credential.expires_at is not None and now >= credential.expires_at:
-            self._emit(
-                EventType.FAILED,
+            raise self._expired(
                 subject,
-                reason="ExpiredCode",
+                "the pending enrolment has expired; start again",
                 factor=credential.factor,
                 credential_id=credential.id,
             )
-            raise ExpiredCode("the pending enrolment has expired; start again")
         confirmed = self._confirm_delivered(subject, credential, code, now)
         self._emit(
             EventType.ENROLLMENT_CONFIRMED,
@@ -531,15 +531,12 @@ class MFA(MessagingMixin, KnowledgeMixin):
             raise ChallengeNotFound("no open challenge with that id for this subject")
         now = self.clock.now()
         if now >= challenge.expires_at:
-            expired = ExpiredCode("the challenge has expired")
-            self._emit(
-                EventType.FAILED,
+            raise self._expired(
                 subject,
-                reason=type(expired).__name__,
+                "the challenge has expired",
                 factor=challenge.factor,
                 challenge_id=challenge.id,
             )
-            raise expired
         factor = self.factor(challenge.factor)
         if not isinstance(factor, TOTP):  # the common case (TOTP) first: one type check
             if isinstance(factor, DeliveredCodeFactor):

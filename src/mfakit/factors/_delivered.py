@@ -19,7 +19,7 @@ import abc
 import dataclasses
 import datetime as dt
 import secrets
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypedDict
 
 from mfakit._models import Credential, FactorKind, Subject
 from mfakit._quota import SendQuota
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from mfakit.hazmat.secretbox import Keyring
 
-__all__ = ["DeliveredCodeFactor", "Destination", "Outgoing", "SendQuotas"]
+__all__ = ["DeliveredCodeFactor", "DeliveryOptions", "Destination", "Outgoing", "SendQuotas"]
 
 #: NIST SP 800-63B 5.1.3.2 / ASVS 4 2.7.2: an out-of-band code lives at most 10 minutes.
 MAX_CODE_TTL: Final = dt.timedelta(minutes=10)
@@ -56,6 +56,18 @@ class SendQuotas:
     per_tenant: SendQuota | None = dataclasses.field(
         default_factory=lambda: SendQuota(1000, dt.timedelta(hours=1))
     )
+
+
+class DeliveryOptions(TypedDict, total=False):
+    """The options every code-by-message factor takes (see :class:`DeliveredCodeFactor`)."""
+
+    digits: int
+    code_ttl: dt.timedelta
+    resend_cooldown: dt.timedelta
+    max_sends: int
+    max_attempts: int
+    enrollment_ttl: dt.timedelta
+    quotas: SendQuotas | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,14 +16,16 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, ClassVar, Final
 
+from typing_extensions import Unpack
+
 from mfakit._models import Credential, CredentialStatus, Subject, new_id
 from mfakit.exceptions import ConfigurationError, InvalidEmailAddress, InvalidInput, InvalidType
 from mfakit.factors._base import FactorSetup, secret_aad
 from mfakit.factors._delivered import (
     DeliveredCodeFactor,
+    DeliveryOptions,
     Destination,
     Outgoing,
-    SendQuotas,
     minutes,
 )
 from mfakit.typing import EmailSender
@@ -182,23 +184,9 @@ class EmailOTP(DeliveredCodeFactor):
         issuer: str,
         use_profile_address: bool = True,
         template: EmailTemplate | Callable[[Mapping[str, object]], EmailMessage] | None = None,
-        digits: int = 6,
-        code_ttl: dt.timedelta = dt.timedelta(minutes=5),
-        resend_cooldown: dt.timedelta = dt.timedelta(seconds=30),
-        max_sends: int = 3,
-        max_attempts: int = 5,
-        enrollment_ttl: dt.timedelta = dt.timedelta(minutes=15),
-        quotas: SendQuotas | None = None,
+        **options: Unpack[DeliveryOptions],
     ) -> None:
-        super().__init__(
-            digits=digits,
-            code_ttl=code_ttl,
-            resend_cooldown=resend_cooldown,
-            max_sends=max_sends,
-            max_attempts=max_attempts,
-            enrollment_ttl=enrollment_ttl,
-            quotas=quotas,
-        )
+        super().__init__(**options)
         if not isinstance(sender, EmailSender):
             raise ConfigurationError("sender must implement send_email(message)")
         try:

@@ -13,14 +13,16 @@ import datetime as dt
 from collections.abc import Collection
 from typing import TYPE_CHECKING, ClassVar, Final
 
+from typing_extensions import Unpack
+
 from mfakit._models import Credential, CredentialStatus, Subject, new_id
 from mfakit.exceptions import ConfigurationError, InvalidInput, InvalidType
 from mfakit.factors._base import FactorSetup, secret_aad
 from mfakit.factors._delivered import (
     DeliveredCodeFactor,
+    DeliveryOptions,
     Destination,
     Outgoing,
-    SendQuotas,
     minutes,
 )
 from mfakit.phone import DEFAULT_REGIONS, mask_e164, parse_mobile
@@ -91,23 +93,9 @@ class SMSOTP(DeliveredCodeFactor):
         regions: Collection[str] = DEFAULT_REGIONS,
         template: str = DEFAULT_SMS_TEMPLATE,
         origin_domain: str | None = None,
-        digits: int = 6,
-        code_ttl: dt.timedelta = dt.timedelta(minutes=5),
-        resend_cooldown: dt.timedelta = dt.timedelta(seconds=30),
-        max_sends: int = 3,
-        max_attempts: int = 5,
-        enrollment_ttl: dt.timedelta = dt.timedelta(minutes=15),
-        quotas: SendQuotas | None = None,
+        **options: Unpack[DeliveryOptions],
     ) -> None:
-        super().__init__(
-            digits=digits,
-            code_ttl=code_ttl,
-            resend_cooldown=resend_cooldown,
-            max_sends=max_sends,
-            max_attempts=max_attempts,
-            enrollment_ttl=enrollment_ttl,
-            quotas=quotas,
-        )
+        super().__init__(**options)
         if not isinstance(sender, SMSSender):
             raise ConfigurationError("sender must implement send_sms(to, text)")
         if not isinstance(issuer, str) or not issuer.strip() or len(issuer) > 64:
