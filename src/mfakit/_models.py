@@ -388,6 +388,7 @@ class EventType(str, enum.Enum):
     LOCKED = "locked"
     UNLOCKED = "unlocked"
     KEYS_ROTATED = "keys_rotated"
+    POLICY_DECIDED = "policy_decided"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from mfakit._models import (
     validate_id,
 )
 from mfakit._parts import MAX_WRITE_RETRIES
+from mfakit._policy import Context, Decision, DefaultPolicyEngine, Policy, PolicyEngine
 from mfakit._throttle import Lockout
 from mfakit.exceptions import (
     ChallengeNotFound,
@@ -93,6 +94,8 @@ class MFA(MessagingMixin, KnowledgeMixin):
         events: Receives audit events; nothing by default.
         lockout: Brute-force limits shared by all factors (default: 5 failures, then a
             growing back-off from 30 s to 1 h, suspension at 100).
+        policy: Who must do what (a :class:`Policy`, or any :class:`PolicyEngine`);
+            default ``Policy()``: TOTP required, machine-to-machine subjects exempt.
 
     Every method validates its input first and raises a typed
     :class:`~mfakit.exceptions.MFAError` subclass without changing anything on bad input.
@@ -111,6 +114,7 @@ class MFA(MessagingMixin, KnowledgeMixin):
         clock: Clock | None = None,
         events: EventSink | None = None,
         lockout: Lockout | None = None,
+        policy: Policy | PolicyEngine | None = None,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError("keyring must be a mfakit.Keyring")
@@ -128,6 +132,12 @@ class MFA(MessagingMixin, KnowledgeMixin):
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.events: EventSink = events if events is not None else _NullSink()
         self.lockout = lockout if lockout is not None else Lockout()
+        if policy is None or isinstance(policy, Policy):
+            self.policy: PolicyEngine = DefaultPolicyEngine(policy)
+        elif isinstance(policy, PolicyEngine):
+            self.policy = policy
+        else:
+            raise ConfigurationError("policy must be a Policy or a PolicyEngine")
         self._factors = by_name
         self._silent = isinstance(self.events, _NullSink)
 
@@ -211,6 +221,28 @@ class MFA(MessagingMixin, KnowledgeMixin):
         if credential is None or credential.subject_id != subject.id:
             raise CredentialNotFound("no such credential for this subject")
         return credential
+
+    # policy ----------------------------------------------------------------------------
+    def evaluate(self, subject: Subject, context: Context | None = None) -> Decision:
+        """What ``subject`` must do now, and why (see :class:`Decision`).
+
+        Args:
+            subject: Who is signing in or acting.
+            context: The action and session facts; default: a sign-in now.
+        """
+        subject = self._subject(subject)
+        if context is None:
+            context = Context(now=self.clock.now())
+        elif not isinstance(context, Context):
+            raise InvalidType(f"context must be a mfakit.Context, not {type(context).__name__}")
+        decision = self.policy.evaluate(subject, self.store.list_credentials(subject.id), context)
+        self._emit(
+            EventType.POLICY_DECIDED,
+            subject,
+            reason="required" if decision.required else "not_required",
+            detail={"action": context.action, "reasons": list(decision.reasons)},
+        )
+        return decision
 
     # lockout ---------------------------------------------------------------------------
     def _charge(self, subject: Subject, now: dt.datetime, **fields: object) -> LockState:
