@@ -19,6 +19,7 @@ Only the names in ``__all__`` are public; ``mfakit._*`` modules are private.
 
 from mfakit._clock import SystemClock
 from mfakit._events import LoggingSink
+from mfakit._flow import FlowState, FlowStep, SignInFlow
 from mfakit._messaging import CodeEnrollment
 from mfakit._models import (
     Challenge,
@@ -53,8 +54,12 @@ from mfakit.exceptions import (
     DecryptionError,
     DeliveryError,
     ExpiredCode,
+    FlowError,
+    FlowExpired,
+    FlowStepError,
     InvalidCode,
     InvalidEmailAddress,
+    InvalidFlowToken,
     InvalidInput,
     InvalidPhoneNumber,
     InvalidSecret,
@@ -102,8 +107,14 @@ __all__ = [
     "EventType",
     "ExpiredCode",
     "FactorKind",
+    "FlowError",
+    "FlowExpired",
+    "FlowState",
+    "FlowStep",
+    "FlowStepError",
     "InvalidCode",
     "InvalidEmailAddress",
+    "InvalidFlowToken",
     "InvalidInput",
     "InvalidPhoneNumber",
     "InvalidSecret",
@@ -132,6 +143,7 @@ __all__ = [
     "SendRefused",
     "SessionLimits",
     "SessionStatus",
+    "SignInFlow",
     "StoreError",
     "Subject",
     "SystemClock",

@@ -39,6 +39,10 @@ Hierarchy::
     │   ├── SendLimitReached        this challenge has had all its sends
     │   └── QuotaExceeded           per destination / subject / tenant quota (SMS pumping)
     ├── DeliveryError               the SMS or e-mail sender failed; no usable challenge
+    ├── FlowError                   the sign-in flow's state was refused
+    │   ├── InvalidFlowToken        tampered, foreign subject or session, malformed
+    │   ├── FlowExpired             the state is too old; sign in again
+    │   └── FlowStepError           not the step the state allows
     ├── CredentialNotFound          no such credential for this subject
     ├── KeyringError                secrets-at-rest problems
     │   └── DecryptionError         tampered blob, blob moved to another record, unknown key
@@ -62,8 +66,12 @@ __all__ = [
     "DecryptionError",
     "DeliveryError",
     "ExpiredCode",
+    "FlowError",
+    "FlowExpired",
+    "FlowStepError",
     "InvalidCode",
     "InvalidEmailAddress",
+    "InvalidFlowToken",
     "InvalidInput",
     "InvalidPhoneNumber",
     "InvalidSecret",
@@ -269,6 +277,24 @@ class DeliveryError(MFAError):
     """The SMS or e-mail sender failed. The challenge was withdrawn: nothing is usable."""
 
     public_message = "The code could not be sent. Please try again later."
+
+
+class FlowError(MFAError):
+    """A sign-in flow's state token was refused. The host should restart the sign-in."""
+
+    public_message = "Your sign-in could not be continued. Please sign in again."
+
+
+class InvalidFlowToken(FlowError):
+    """The token was tampered with, malformed, or made for another subject or session."""
+
+
+class FlowExpired(FlowError):
+    """The token is past its expiry (a pending sign-in lives ten minutes by default)."""
+
+
+class FlowStepError(FlowError):
+    """The requested step is not the one the flow's state allows (no skipping)."""
 
 
 class CredentialNotFound(MFAError):
