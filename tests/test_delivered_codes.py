@@ -246,10 +246,14 @@ def test_sms_enrolment_sends_to_e164_and_stays_pending_until_confirmed(
     assert enrollment.expires_at == kit.clock.now() + dt.timedelta(minutes=15)
     assert kit.mfa.credentials(alice) == []
     assert [c.id for c in kit.mfa.credentials(alice, include_pending=True)] == [enrollment.id]
-    # A pending number cannot be used to sign in, and asking for it sends nothing.
-    with pytest.raises(NotEnrolled):
-        kit.mfa.challenge(alice, "sms")
+    # A pending number cannot be used to sign in: asking for it sends nothing, and the
+    # silent challenge fails like a wrong code (SECURITY.md 36).
+    silent = kit.mfa.challenge(alice, "sms")
+    assert silent.destination_hint is None
     assert len(kit.outbox) == 1
+    with pytest.raises(NotEnrolled) as refused:
+        kit.mfa.verify(alice, silent.id, "123456")
+    assert refused.value.public_message == InvalidCode("x").public_message
     [started] = kit.events.of_type(EventType.ENROLLMENT_STARTED)
     assert started.credential_id == enrollment.id
     [code_sent] = kit.events.of_type(EventType.CODE_SENT)
@@ -1391,10 +1395,13 @@ def test_without_profile_address_an_unenrolled_subject_gets_nothing(
     make_kit: MakeKit, outbox: Outbox, alice: Subject
 ) -> None:
     kit = make_kit(email=email_otp(outbox, use_profile_address=False))
-    with pytest.raises(NotEnrolled):
-        kit.mfa.challenge(alice, "email")
+    silent = kit.mfa.challenge(alice, "email")  # stored, never sent (SECURITY.md 36)
     assert len(outbox) == 0
-    assert kit.store.dump() == MemoryStore().dump()
+    assert [c.id for c in kit.store.dump()["challenges"]] == [silent.id]  # type: ignore[attr-defined]
+    assert kit.store.dump()["credentials"] == []
+    assert kit.store.dump()["quotas"] == []
+    with pytest.raises(NotEnrolled):
+        kit.mfa.verify(alice, silent.id, "123456")
     enrollment = kit.mfa.enroll(alice, EmailOTP.setup("alice.private@example.org"))
     kit.mfa.confirm(alice, enrollment.id, outbox.last_code())
     kit.mfa.challenge(alice, "email")
@@ -1402,9 +1409,16 @@ def test_without_profile_address_an_unenrolled_subject_gets_nothing(
 
 
 def test_a_subject_without_an_address_is_not_enrolled(kit: Kit) -> None:
-    with pytest.raises(NotEnrolled):
-        kit.mfa.challenge(Subject(id="u-nomail", username="nomail"), "email")
+    nomail = Subject(id="u-nomail", username="nomail")
+    silent = kit.mfa.challenge(nomail, "email")
     assert len(kit.outbox) == 0
+    kit.clock.advance(kit.mfa.factor("email").resend_cooldown)  # type: ignore[attr-defined]
+    renewed = kit.mfa.resend(nomail, silent.id)  # resends behave alike, sending nothing
+    assert renewed.sends == 2
+    assert len(kit.outbox) == 0
+    with pytest.raises(NotEnrolled) as refused:
+        kit.mfa.verify(nomail, silent.id, "123456")
+    assert refused.value.public_message == InvalidCode("x").public_message
 
 
 @pytest.mark.parametrize(

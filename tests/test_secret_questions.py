@@ -828,13 +828,16 @@ def test_right_and_wrong_answers_cost_the_same_argon2_work(
             assert name == "right"
         costs[name] = kit.hasher.calls - before
     assert costs == dict.fromkeys(cases, len(asked))
-    # A subject without questions cannot be challenged at all: the challenge must show the
-    # subject's own questions, so it raises NotEnrolled up front, without argon2 work.
-    # (Documented deviation from SECURITY.md 36 at challenge time; see the module docs.)
+    # A subject without questions is asked stable decoy questions from the catalogue, and
+    # answering costs the same argon2 work per question (SECURITY.md 36).
+    decoy = kit.mfa.challenge(bob, "secret_questions")
+    assert len(decoy.prompts) == len(asked)
+    assert set(decoy.prompts) <= set(CATALOGUE)
+    assert kit.mfa.challenge(bob, "secret_questions").prompts == decoy.prompts
     before = kit.hasher.calls
     with pytest.raises(NotEnrolled) as caught:
-        kit.mfa.challenge(bob, "secret_questions")
-    assert kit.hasher.calls == before
+        kit.mfa.answer(bob, decoy.id, dict.fromkeys(decoy.prompts, "Some answer"))
+    assert kit.hasher.calls - before == len(asked)
     assert caught.value.public_message == InvalidCode("x").public_message
     # A set removed after the challenge was opened costs the same dummy work per question.
     challenge = kit.mfa.challenge(alice, "secret_questions")

@@ -206,7 +206,10 @@ class KnowledgeMixin(FacadeParts):
         if isinstance(factor, SecretQuestions):
             credential = self._active_of(subject, factor.name)
             if credential is None:
-                raise NotEnrolled("subject has no secret questions")
+                # Ask plausible questions anyway; answering them fails like a wrong answer
+                # after the same argon2 work, so nothing reveals that no set exists
+                # (SECURITY.md 36).
+                return tuple(factor.decoy(self.keyring.mac(subject.id.encode(), purpose=b"q")))
             return tuple(factor.select(credential))
         return ()
 

@@ -326,8 +326,40 @@ class MessagingMixin(FacadeParts):
             credential = active[-1] if active else None
         destination = factor.destination(subject, credential, self.keyring)
         if destination is None:
-            raise NotEnrolled(f"subject has no {factor.name} destination")
+            return self._open_silent_challenge(factor, subject, self.clock.now())
         return self._open_code_challenge(factor, subject, destination, self.clock.now())
+
+    def _open_silent_challenge(
+        self, factor: DeliveredCodeFactor, subject: Subject, now: dt.datetime
+    ) -> Challenge:
+        """A challenge for a subject with nowhere to send: stored, never sent.
+
+        Its answers match a real challenge's (verify fails like a wrong code, resend
+        follows the same cooldown), so the endpoints do not reveal which factors a subject
+        has (SECURITY.md 36). Only the missing destination hint differs, and a host shows
+        the hint only to the signed-in subject.
+        """
+        challenge = Challenge(
+            id=new_id("ch"),
+            subject_id=subject.id,
+            tenant=subject.tenant,
+            factor=factor.name,
+            created_at=now,
+            expires_at=now + factor.code_ttl,
+            max_attempts=factor.max_attempts,
+            sends=1,
+            resend_at=now + factor.resend_cooldown,
+        )
+        if not self.store.put_challenge(challenge):
+            raise ConcurrencyConflict("challenge id collision")  # pragma: no cover
+        self._emit(
+            EventType.CHALLENGE_CREATED,
+            subject,
+            factor=factor.name,
+            challenge_id=challenge.id,
+            reason="no_destination",
+        )
+        return challenge
 
     def resend(self, subject: Subject, challenge_id: str) -> Challenge:
         """Send a new code for an open SMS or e-mail challenge; the previous code dies.
@@ -372,7 +404,18 @@ class MessagingMixin(FacadeParts):
                 raise ExpiredCode("the pending enrolment has expired; start again")
         destination = factor.destination(subject, credential, self.keyring)
         if destination is None:
-            raise ChallengeNotFound("the challenge has no destination any more")
+            # A silent challenge: renew it exactly like a real one, but send nothing.
+            renewed = dataclasses.replace(
+                challenge,
+                sends=challenge.sends + 1,
+                resend_at=now + factor.resend_cooldown,
+                expires_at=now + factor.code_ttl,
+                attempts=0,
+                version=challenge.version + 1,
+            )
+            if not store.put_challenge(renewed):
+                raise ResendTooSoon("a concurrent resend won", retry_at=renewed.resend_at)
+            return renewed
         taken = self._take_quotas(factor, subject, destination, now)
         code = factor.new_code()
         for _ in range(MAX_WRITE_RETRIES):
@@ -468,6 +511,9 @@ class MessagingMixin(FacadeParts):
         charged = self._charge(subject, now, **fields)
         try:
             live = self._charge_challenge(challenge)
+            if not live.code_hash:  # a silent challenge: the same keyed-hash work, then fail
+                factor.hash_code(self.keyring, live.id, normalized)
+                raise NotEnrolled(f"subject has no {factor.name} destination")
             if not factor.code_matches(self.keyring, live.id, live.code_hash, normalized):
                 raise InvalidCode("code does not match the one sent")
             self._claim(live)

@@ -349,6 +349,16 @@ class SecretQuestions(Factor):
         chosen = set(ranked[: self.ask])
         return [q for q in stored if q in chosen]
 
+    def decoy(self, seed: bytes) -> list[str]:
+        """Questions to ask a subject who has no set: a stable, keyed choice per subject.
+
+        ``seed`` is a keyed hash of the subject id, so the same subject always sees the
+        same questions and nobody without the key can tell them from a real set.
+        """
+        count = self.ask if self.ask is not None else self.rules.count
+        ranked = sorted(self.catalogue, key=lambda q: hashlib.sha256(seed + q.encode()).digest())
+        return ranked[:count]
+
     def matches(
         self, credential: Credential | None, asked: Sequence[str], answers: Mapping[str, str]
     ) -> bool:
