@@ -389,6 +389,9 @@ class EventType(str, enum.Enum):
     UNLOCKED = "unlocked"
     KEYS_ROTATED = "keys_rotated"
     POLICY_DECIDED = "policy_decided"
+    RECOVERY_USED = "recovery_used"
+    RESET = "reset"
+    ADMIN_DENIED = "admin_denied"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -615,6 +615,15 @@ class MFA(MessagingMixin, KnowledgeMixin):
                 credential_id=credential_id,
                 detail={"recovery": True} if recovery else {},
             )
+            if recovery:
+                # In without a device: the host must have the subject set up a factor again.
+                self._emit(
+                    EventType.RECOVERY_USED,
+                    subject,
+                    factor=factor.name,
+                    challenge_id=challenge_id,
+                    credential_id=credential_id,
+                )
         return build_verification(
             subject.id,
             subject.tenant,
