@@ -17,6 +17,7 @@ rest and the audit trail::
 Only the names in ``__all__`` are public; ``mfakit._*`` modules are private.
 """
 
+from mfakit._admin import Actor, Authorizer, DenyAll, ReportRow, RoleAuthorizer
 from mfakit._clock import SystemClock
 from mfakit._events import LoggingSink
 from mfakit._flow import FlowState, FlowStep, SignInFlow
@@ -70,6 +71,7 @@ from mfakit.exceptions import (
     MFAError,
     MFAWarning,
     NotAMobileNumber,
+    NotAuthorized,
     NotEnrolled,
     PhoneNumberError,
     QuotaExceeded,
@@ -77,6 +79,7 @@ from mfakit.exceptions import (
     ResendTooSoon,
     SendLimitReached,
     SendRefused,
+    StepUpRequired,
     StoreError,
     UnparseablePhoneNumber,
     UnsupportedParameterWarning,
@@ -90,6 +93,8 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "MFA",
+    "Actor",
+    "Authorizer",
     "Challenge",
     "ChallengeNotFound",
     "CodeEnrollment",
@@ -103,6 +108,7 @@ __all__ = [
     "DecryptionError",
     "DefaultPolicyEngine",
     "DeliveryError",
+    "DenyAll",
     "Event",
     "EventType",
     "ExpiredCode",
@@ -129,6 +135,7 @@ __all__ = [
     "MFAWarning",
     "MalformedCode",
     "NotAMobileNumber",
+    "NotAuthorized",
     "NotEnrolled",
     "PhoneNumberError",
     "Policy",
@@ -136,7 +143,9 @@ __all__ = [
     "QuotaExceeded",
     "QuotaState",
     "ReplayedCode",
+    "ReportRow",
     "ResendTooSoon",
+    "RoleAuthorizer",
     "Rule",
     "SendLimitReached",
     "SendQuota",
@@ -144,6 +153,7 @@ __all__ = [
     "SessionLimits",
     "SessionStatus",
     "SignInFlow",
+    "StepUpRequired",
     "StoreError",
     "Subject",
     "SystemClock",

@@ -154,6 +154,10 @@ class Context:
             raise InvalidType("Context.now must be an aware datetime")
         if not isinstance(self.action, str) or not self.action or len(self.action) > 64:
             raise InvalidInput("Context.action must be a short non-empty str")
+        for name in ("password_verified_at", "mfa_verified_at"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, dt.datetime) or value.tzinfo is None):
+                raise InvalidType(f"Context.{name} must be None or an aware datetime")
         object.__setattr__(self, "facts", MappingProxyType(dict(self.facts)))
 
 
@@ -248,6 +252,8 @@ class Policy:
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ConfigurationError(f"Policy.{name} must be a tuple of factor names")
             object.__setattr__(self, name, tuple(value))
+        if not self.primary:
+            raise ConfigurationError("Policy.primary needs at least one factor")
         knowledge = KNOWLEDGE_FACTOR_NAMES.intersection(self.primary)
         if knowledge:
             raise ConfigurationError(
@@ -265,6 +271,9 @@ class Policy:
         if self.enforce_from is not None and self.enforce_from.tzinfo is None:
             raise ConfigurationError("enforce_from must be an aware datetime")
         object.__setattr__(self, "rules", tuple(sorted(self.rules, key=lambda r: r.priority)))
+        for rule in self.rules:
+            # Check what each rule would produce now, not at the first matching sign-in.
+            dataclasses.replace(self, **dict(rule.set), rules=())
 
     # presets ---------------------------------------------------------------------------
     @classmethod
@@ -403,6 +412,10 @@ class PolicyEngine(Protocol):
         ...
 
 
+def _recent(when: dt.datetime | None, now: dt.datetime, policy: Policy) -> bool:
+    return when is not None and dt.timedelta(0) <= now - when <= policy.step_up_within
+
+
 class DefaultPolicyEngine:
     """The engine for a :class:`Policy`.
 
@@ -457,7 +470,7 @@ class DefaultPolicyEngine:
         )
         required = mode == "required" or (mode == "optional" and opted_in)
         if mode == "optional" and opted_in:
-            reasons.append("the subject opted in by enrolling a factor")
+            reasons.append("the subject opted in")
         if RESTRICTED_FACTOR_NAMES.intersection(policy.primary) and mode != "off":
             notices.append("sms_restricted")
 
@@ -477,12 +490,13 @@ class DefaultPolicyEngine:
         step_up = context.action in SENSITIVE_ACTIONS
         satisfied = False
         if step_up:
-            password_fresh = context.password_verified_at is not None and (
-                context.now - context.password_verified_at <= policy.step_up_within
-            )
-            factor_fresh = not required or (
-                context.mfa_verified_at is not None
-                and context.now - context.mfa_verified_at <= policy.step_up_within
+            password_fresh = _recent(context.password_verified_at, context.now, policy)
+            # A subject with no second factor yet (enrolling the first one) can only prove
+            # the password; a future time never counts as recent.
+            factor_fresh = (
+                not required
+                or not has_primary
+                or _recent(context.mfa_verified_at, context.now, policy)
             )
             satisfied = password_fresh and factor_fresh
             reasons.append(
@@ -493,7 +507,7 @@ class DefaultPolicyEngine:
         return Decision(
             required=required,
             optional=mode == "optional" and not opted_in,
-            methods=tuple(has_primary) if required or opted_in else (),
+            methods=tuple(has_primary) if required else (),
             enroll=enroll,
             enroll_recovery=enroll_recovery,
             fallbacks=tuple(f for f in policy.fallbacks if f in active) if required else (),

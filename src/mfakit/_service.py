@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final, Literal, TypeVar, overload
 
 from mfakit import _throttle
+from mfakit._admin import AdminMixin, Authorizer, DenyAll
 from mfakit._clock import SystemClock
 from mfakit._knowledge import KNOWLEDGE_FACTORS, KnowledgeMixin
 from mfakit._messaging import CodeEnrollment, MessagingMixin
@@ -82,7 +83,7 @@ class _NullSink:
         return None
 
 
-class MFA(MessagingMixin, KnowledgeMixin):
+class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
     """Multi-factor authentication for one application: enrol, challenge, verify.
 
     Args:
@@ -96,6 +97,8 @@ class MFA(MessagingMixin, KnowledgeMixin):
             growing back-off from 30 s to 1 h, suspension at 100).
         policy: Who must do what (a :class:`Policy`, or any :class:`PolicyEngine`);
             default ``Policy()``: TOTP required, machine-to-machine subjects exempt.
+        authorizer: Decides which administrator may do what (:class:`Authorizer`);
+            default :class:`DenyAll`, which refuses every administrative action.
 
     Every method validates its input first and raises a typed
     :class:`~mfakit.exceptions.MFAError` subclass without changing anything on bad input.
@@ -115,6 +118,7 @@ class MFA(MessagingMixin, KnowledgeMixin):
         events: EventSink | None = None,
         lockout: Lockout | None = None,
         policy: Policy | PolicyEngine | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         if not isinstance(keyring, Keyring):
             raise ConfigurationError("keyring must be a mfakit.Keyring")
@@ -138,6 +142,9 @@ class MFA(MessagingMixin, KnowledgeMixin):
             self.policy = policy
         else:
             raise ConfigurationError("policy must be a Policy or a PolicyEngine")
+        if authorizer is not None and not isinstance(authorizer, Authorizer):
+            raise ConfigurationError("authorizer must implement allowed(actor, action, ...)")
+        self.authorizer: Authorizer = authorizer if authorizer is not None else DenyAll()
         self._factors = by_name
         self._silent = isinstance(self.events, _NullSink)
 

@@ -39,6 +39,8 @@ Hierarchy::
     │   ├── SendLimitReached        this challenge has had all its sends
     │   └── QuotaExceeded           per destination / subject / tenant quota (SMS pumping)
     ├── DeliveryError               the SMS or e-mail sender failed; no usable challenge
+    ├── NotAuthorized               an administrator action the Authorizer refused
+    ├── StepUpRequired              a sensitive action needs the password again
     ├── FlowError                   the sign-in flow's state was refused
     │   ├── InvalidFlowToken        tampered, foreign subject or session, malformed
     │   ├── FlowExpired             the state is too old; sign in again
@@ -82,6 +84,7 @@ __all__ = [
     "MFAWarning",
     "MalformedCode",
     "NotAMobileNumber",
+    "NotAuthorized",
     "NotEnrolled",
     "PhoneNumberError",
     "QuotaExceeded",
@@ -89,6 +92,7 @@ __all__ = [
     "ResendTooSoon",
     "SendLimitReached",
     "SendRefused",
+    "StepUpRequired",
     "StoreError",
     "UnparseablePhoneNumber",
     "UnsupportedParameterWarning",
@@ -277,6 +281,29 @@ class DeliveryError(MFAError):
     """The SMS or e-mail sender failed. The challenge was withdrawn: nothing is usable."""
 
     public_message = "The code could not be sent. Please try again later."
+
+
+class NotAuthorized(MFAError):
+    """The actor may not perform this administrative action. Nothing was changed.
+
+    Attributes:
+        action: The refused action (``"reset"``, ``"unlock"``, ...), when known.
+    """
+
+    public_message = "You are not allowed to do that."
+
+    def __init__(self, message: str, *, action: str | None = None) -> None:
+        super().__init__(message)
+        self.action = action
+
+
+class StepUpRequired(MFAError):
+    """A sensitive self-service action needs the password entered again (SECURITY.md 35).
+
+    Nothing was changed.
+    """
+
+    public_message = "Please enter your password again."
 
 
 class FlowError(MFAError):
