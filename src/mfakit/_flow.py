@@ -83,6 +83,8 @@ class FlowState:
         challenge_id: The open challenge of this sign-in, if any.
         binding: A keyed hash of the host's session binding (never the value itself).
         seq: Step counter, for logs.
+        pending_id: The credential being enrolled in this step, if any: only that one can
+            complete an enrolment step.
     """
 
     flow_id: str
@@ -96,6 +98,7 @@ class FlowState:
     challenge_id: str | None = None
     binding: str = ""
     seq: int = 0
+    pending_id: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -126,6 +129,22 @@ class SignInFlow:
             return ""
         return self.mfa.keyring.mac(binding.encode(), purpose=b"mfakit/flow-binding").hex()
 
+    def _binding_matches(self, stored: str, binding: str) -> bool:
+        """Check the session binding against its stored tag, under any keyring key.
+
+        Verified rather than recomputed, so that adding a new primary key does not log
+        out every bound session.
+        """
+        if not isinstance(binding, str) or len(binding) > 512:
+            raise InvalidType("session binding must be a str of at most 512 characters")
+        if not stored or not binding:
+            return stored == "" and binding == ""
+        try:
+            tag = bytes.fromhex(stored)
+        except ValueError:  # pragma: no cover - signed by us
+            return False
+        return self.mfa.keyring.verify_mac(tag, binding.encode(), purpose=b"mfakit/flow-binding")
+
     def _seal(self, state: FlowState) -> str:
         body = {
             "f": state.flow_id,
@@ -139,6 +158,7 @@ class SignInFlow:
             "c": state.challenge_id,
             "b": state.binding,
             "n": state.seq,
+            "p": state.pending_id,
         }
         payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
         tag = self.mfa.keyring.mac(payload, purpose=_PURPOSE)
@@ -178,12 +198,13 @@ class SignInFlow:
                 challenge_id=body["c"],
                 binding=str(body["b"]),
                 seq=int(body["n"]),
+                pending_id=body["p"],
             )
         except (KeyError, TypeError, ValueError):  # pragma: no cover - signed by us
             raise InvalidFlowToken("flow token content is malformed") from None
         if state.subject_id != subject.id:
             raise InvalidFlowToken("flow token belongs to another subject")
-        if state.binding != self._bind(binding):
+        if not self._binding_matches(state.binding, binding):
             raise InvalidFlowToken("flow token belongs to another session")
         if self.mfa.clock.now() >= state.expires_at:
             raise FlowExpired("flow token has expired; sign in again")
@@ -261,10 +282,22 @@ class SignInFlow:
     def enroll(
         self, subject: Subject, token: str, setup: FactorSetup | str, *, binding: str = ""
     ) -> tuple[str, Any]:
-        """Start an enrolment; allowed only in an enrolment step (SECURITY.md 35)."""
+        """Start an enrolment; allowed only in an enrolment step the policy still asks for.
+
+        Returns a new token naming the credential being enrolled, and the enrolment (what
+        :meth:`MFA.enroll` returns). Pass the confirmed credential to :meth:`enrolled`.
+        """
         state = self.load(subject, token, binding=binding)
         self._expect(state, FlowStep.ENROLL, FlowStep.ENROLL_RECOVERY)
-        return token, self.mfa.enroll(subject, setup)
+        # The token may be an old one: ask the policy again (SECURITY.md 35).
+        decision = self.mfa.evaluate(subject, Context(now=self.mfa.clock.now()))
+        if state.step is FlowStep.ENROLL and not (decision.enroll or state.recovered):
+            raise FlowStepError("nothing needs enrolling now; verify a factor instead")
+        if state.step is FlowStep.ENROLL_RECOVERY and not decision.enroll_recovery:
+            raise FlowStepError("no recovery method needs enrolling now")
+        enrollment = self.mfa.enroll(subject, setup)
+        pending = dataclasses.replace(state, pending_id=enrollment.id)
+        return self._seal(pending), enrollment
 
     def enrolled(
         self, subject: Subject, token: str, credential: Credential, *, binding: str = ""
@@ -278,12 +311,17 @@ class SignInFlow:
         self._expect(state, FlowStep.ENROLL, FlowStep.ENROLL_RECOVERY)
         if not isinstance(credential, Credential):
             raise InvalidType("credential must be a mfakit.Credential")
+        if state.pending_id is None or credential.id != state.pending_id:
+            # Only what was enrolled in this step: never an old credential (a lost device).
+            raise FlowStepError("that credential was not enrolled in this sign-in")
         stored = self.mfa.store.get_credential(credential.id)
         if stored is None or stored.subject_id != state.subject_id or not stored.active:
             raise FlowStepError("that credential is not an active one of this subject")
         now = self.mfa.clock.now()
         possession = self.mfa.factor(stored.factor).kind is FactorKind.POSSESSION
-        changes: dict[str, Any] = {"recovered": False} if possession else {}
+        changes: dict[str, Any] = {"pending_id": None}
+        if possession:
+            changes["recovered"] = False
         if possession and (state.mfa_at is None or state.recovered):
             changes.update(mfa_at=now, factor=stored.factor)
         return self._next(subject, state, now, **changes)
@@ -368,5 +406,14 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
+_B64_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict unpadded base64url: one text per byte string, so tokens are not malleable."""
+    if not _B64_CHARS.issuperset(text):
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("non-canonical base64url")
+    return data
