@@ -11,7 +11,7 @@ Every administrative method works in the same order:
    else: no event, no change);
 2. ask the host's :class:`Authorizer` whether the :class:`Actor` may do it. Anything but
    ``True``, or an exception from the authorizer, is a refusal: :class:`NotAuthorized` is
-   raised, nothing changes, and a ``FAILED`` event with reason ``"NotAuthorized"`` names the
+   raised, nothing changes, and an ``ADMIN_DENIED`` event (reason ``"NotAuthorized"``) names the
    actor (SECURITY.md 37);
 3. act, and audit the change with events that name the actor and carry no secret.
 
@@ -402,7 +402,7 @@ class AdminMixin(FacadeParts):
 
         Removes every credential of the subject, pending enrolments included (one
         ``CREDENTIAL_REMOVED`` event each, reason ``"admin_reset"``), then clears the
-        failure count and any lock or suspension (an ``UNLOCKED`` event, reason
+        failure count and any lock or suspension (a ``RESET`` event, reason
         ``"admin_reset"``, detail ``{"removed": n}``). Both name the actor. Open
         challenges of removed credentials can no longer be verified.
 
