@@ -40,7 +40,15 @@ DOCS = ROOT / "docs"
 EXAMPLE = ROOT / "examples" / "sms_http_adapter.py"
 
 #: The guides whose Python blocks run (each page in its own namespace).
-RUNNABLE_PAGES = ("sms.md", "email.md", "deployments.md", "knowledge.md")
+RUNNABLE_PAGES = (
+    "sms.md",
+    "email.md",
+    "deployments.md",
+    "knowledge.md",
+    "policy.md",
+    "flow.md",
+    "admin.md",
+)
 #: Put this line right before a ```python block that must not run.
 NOT_RUN = "<!-- not-run -->"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
@@ -607,18 +607,19 @@ REGISTER_ROWS = [
         MANDATORY._replace(step_up=True, step_up_satisfied=True),
     ),
     register_row(
-        "change-email-after-deadline-password-only-not-satisfied",
+        # The register asks for the password only ("enter your password"): step_up_factor off.
+        "change-email-after-deadline-password-only-satisfied",
         _carol,
         [],
         ctx(AFTER, "change_email", password_age=MINUTE),
-        MANDATORY._replace(step_up=True),
+        MANDATORY._replace(step_up=True, step_up_satisfied=True),
     ),
     register_row(
-        "change-questions-after-deadline-stale-code-not-satisfied",
+        "change-questions-after-deadline-stale-code-still-satisfied-by-password",
         _carol,
         [cred("secret_questions")],
         ctx(AFTER, "change_questions", password_age=MINUTE, mfa_age=WINDOW + US),
-        MANDATORY._replace(fallbacks=QUESTIONS, step_up=True),
+        MANDATORY._replace(fallbacks=QUESTIONS, step_up=True, step_up_satisfied=True),
     ),
     register_row(
         "change-questions-during-grace-password-only-satisfied",
@@ -635,11 +636,11 @@ REGISTER_ROWS = [
         GRACE._replace(step_up=True),
     ),
     register_row(
-        "change-email-during-grace-opted-in-needs-code-too",
+        "change-email-during-grace-opted-in-password-only",
         _opted,
         [],
         ctx(GRACE_DAY, "change_email", password_age=MINUTE),
-        OPTED_IN._replace(step_up=True),
+        OPTED_IN._replace(step_up=True, step_up_satisfied=True),
     ),
     register_row(
         "admin-action-is-not-a-step-up",
@@ -1554,3 +1555,36 @@ def test_facade_wraps_a_policy_and_keeps_an_engine(
 def test_facade_refuses_a_non_policy(store: MemoryStore, keyring: Keyring, policy: Any) -> None:
     with pytest.raises(ConfigurationError, match="Policy"):
         MFA(store=store, keyring=keyring, factors=[TOTP(issuer="A")], policy=policy)
+
+
+def test_step_up_factor_can_be_required_again_for_the_register() -> None:
+    """The register preset asks for the password only; a host can ask for a code too."""
+    strict = Policy.register(launched_at=LAUNCH, step_up_factor=True)
+    decision = DefaultPolicyEngine(strict).evaluate(
+        _carol, [], ctx(AFTER, "change_email", password_age=MINUTE)
+    )
+    assert decision.step_up
+    assert not decision.step_up_satisfied
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: Policy(exempt="service"), id="exempt-str"),  # type: ignore[arg-type]
+        pytest.param(
+            lambda: Rule(name="r", set={}, tenants="t1"),  # type: ignore[arg-type]
+            id="rule-tenants-str",
+        ),
+        pytest.param(
+            lambda: Rule(name="r", set={}, kinds="user"),  # type: ignore[arg-type]
+            id="rule-kinds-str",
+        ),
+        pytest.param(
+            lambda: Rule(name="r", set={}, actions="login"),  # type: ignore[arg-type]
+            id="rule-actions-str",
+        ),
+    ],
+)
+def test_a_bare_string_is_not_split_into_characters(build: Callable[[], object]) -> None:
+    with pytest.raises(ConfigurationError):
+        build()

@@ -447,3 +447,18 @@ def test_no_code_is_stored_or_logged(
         plain = code.replace("-", "")
         for form in (code, plain, code.lower(), plain.lower()):
             assert form not in text
+
+
+def test_a_recovery_success_emits_recovery_used(
+    mfa: MFA, alice: Subject, batch: RecoveryCodeBatch, events: ListSink
+) -> None:
+    """The host learns from the audit trail too that the subject got in without a device."""
+    challenge = mfa.challenge(alice, "recovery_codes")
+    proof = mfa.verify(alice, challenge.id, batch.codes[0])
+    (used,) = events.of_type(EventType.RECOVERY_USED)
+    assert (used.subject_id, used.factor, used.challenge_id) == (
+        alice.id,
+        "recovery_codes",
+        proof.challenge_id,
+    )
+    assert all(code.replace("-", "") not in repr(used) for code in batch.codes)

@@ -58,6 +58,7 @@ _POLICY_FIELDS: Final = frozenset(
         "exempt",
         "review_details",
         "step_up_within",
+        "step_up_factor",
         "session",
     }
 )
@@ -189,6 +190,9 @@ class Rule:
             raise ConfigurationError(f"rule {self.name!r} sets unknown fields {sorted(unknown)}")
         for name in ("tenants", "kinds", "actions"):
             value = getattr(self, name)
+            if isinstance(value, str):
+                # frozenset("t1") would be {"t", "1"}: a rule that silently never matches.
+                raise ConfigurationError(f"Rule.{name} must be a collection of str, not a str")
             if value is not None:
                 object.__setattr__(self, name, frozenset(value))
         object.__setattr__(self, "set", MappingProxyType(dict(self.set)))
@@ -221,8 +225,11 @@ class Policy:
         exempt: Subject kinds exempt from MFA (``{"service"}``: machine-to-machine users),
             or a host predicate ``(subject) -> bool``.
         review_details: Subjects must review their details before MFA applies.
-        step_up_within: For sensitive actions with MFA on, how recent the second factor
-            must be (the password is always asked again).
+        step_up_within: How recent the password (and, with ``step_up_factor``, the
+            second factor) must be for a sensitive action.
+        step_up_factor: With MFA on, a sensitive action also needs a recent second factor
+            (the default, SECURITY.md 35); ``False`` asks for the password only, as the
+            register does.
         session: Session limits.
         rules: Conditional overrides (per tenant, kind, attribute or action).
 
@@ -241,6 +248,7 @@ class Policy:
     exempt: frozenset[str] | Callable[[Subject], bool] = frozenset({"service"})
     review_details: bool = False
     step_up_within: dt.timedelta = dt.timedelta(minutes=10)
+    step_up_factor: bool = True
     session: SessionLimits = dataclasses.field(default_factory=SessionLimits.nist_rev4_aal2)
     rules: tuple[Rule, ...] = ()
 
@@ -266,6 +274,8 @@ class Policy:
                 "SMS is a restricted authenticator (NIST SP 800-63B 5.1.3.3): offer a "
                 "non-restricted alternative such as 'totp' in primary as well"
             )
+        if isinstance(self.exempt, str):
+            raise ConfigurationError("Policy.exempt must be a set of kinds (or a callable)")
         if not isinstance(self.exempt, frozenset) and not callable(self.exempt):
             object.__setattr__(self, "exempt", frozenset(self.exempt))
         if self.enforce_from is not None and self.enforce_from.tzinfo is None:
@@ -307,6 +317,8 @@ class Policy:
             "fallbacks": ("secret_questions",),
             "exempt": frozenset(),
             "review_details": True,
+            # "select Edit, enter your password, update the email address": password only.
+            "step_up_factor": False,
         }
         settings.update(overrides)
         return cls(**settings)
@@ -495,13 +507,14 @@ class DefaultPolicyEngine:
             # the password; a future time never counts as recent.
             factor_fresh = (
                 not required
+                or not policy.step_up_factor
                 or not has_primary
                 or _recent(context.mfa_verified_at, context.now, policy)
             )
             satisfied = password_fresh and factor_fresh
             reasons.append(
                 f"{context.action} is sensitive: password again"
-                + (" and a fresh second factor" if required else "")
+                + (" and a fresh second factor" if required and policy.step_up_factor else "")
             )
 
         return Decision(
