@@ -124,6 +124,7 @@ EXPECTED: dict[str, list[str]] = {
     "mfakit.testing": [
         "FakeClock",
         "ListSink",
+        "LoggingSink",
         "MemoryStore",
         "Outbox",
         "SentSMS",

@@ -2,7 +2,8 @@
 
 * :class:`FakeClock` moves only when told to (no sleeps in tests);
 * :class:`MemoryStore` honours the full store contract;
-* :class:`ListSink` records audit events;
+* :class:`ListSink` records audit events (:class:`LoggingSink`, also in :mod:`mfakit`,
+  writes them to a logger);
 * :class:`Outbox` captures SMS and e-mail instead of sending them (and can fail on demand);
 * :class:`StoreContract` is a conformance suite any :class:`~mfakit.typing.Store` can run;
 * :func:`totp_now` computes the code an authenticator app would show.
@@ -17,7 +18,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from mfakit._clock import FakeClock
-from mfakit._events import ListSink
+from mfakit._events import ListSink, LoggingSink
 from mfakit.hazmat.otp import Algorithm, decode_secret, totp
 from mfakit.storage.memory import MemoryStore
 from mfakit.testing.outbox import Outbox, SentSMS
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeClock",
     "ListSink",
+    "LoggingSink",
     "MemoryStore",
     "Outbox",
     "SentSMS",
