@@ -21,10 +21,10 @@ import datetime as dt
 import secrets
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypedDict
 
-from mfakit._models import Credential, FactorKind, Subject
+from mfakit._models import Credential, CredentialStatus, FactorKind, Subject, new_id
 from mfakit._quota import SendQuota
 from mfakit.exceptions import ConfigurationError
-from mfakit.factors._base import Factor
+from mfakit.factors._base import Factor, secret_aad
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -183,6 +183,40 @@ class DeliveredCodeFactor(Factor):
         # Case-folded: "Alice@Example.com" and "alice@example.com" are one mailbox.
         tag = keyring.mac(address.lower().encode(), purpose=b"mfakit/quota/destination")
         return f"{self.name}:dest:{tag.hex()}"
+
+    def seal_destination(
+        self,
+        subject: Subject,
+        *,
+        address: str,
+        hint: str,
+        label: str,
+        now: dt.datetime,
+        keyring: Keyring,
+        challenge_id: str,
+    ) -> tuple[Credential, Destination]:
+        """A pending credential holding ``address`` encrypted, bound to its record."""
+        pending = Credential(
+            id=new_id("cr"),
+            subject_id=subject.id,
+            tenant=subject.tenant,
+            factor=self.name,
+            label=label,
+            status=CredentialStatus.PENDING,
+            created_at=now,
+            expires_at=now + self.enrollment_ttl,
+            params={"hint": hint, "challenge_id": challenge_id},
+        )
+        sealed = dataclasses.replace(
+            pending, secret=keyring.encrypt(address.encode(), aad=secret_aad(pending))
+        )
+        return sealed, Destination(address, hint, sealed.id)
+
+    @staticmethod
+    def open_destination(credential: Credential, keyring: Keyring) -> Destination:
+        """The destination stored (encrypted) in ``credential``."""
+        address = keyring.decrypt(credential.secret, aad=secret_aad(credential)).decode()
+        return Destination(address, str(credential.params.get("hint", "")), credential.id)
 
     # per factor --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, ClassVar, Final
 
 from typing_extensions import Unpack
 
-from mfakit._models import Credential, CredentialStatus, Subject, new_id
+from mfakit._models import Credential, Subject
 from mfakit.exceptions import ConfigurationError, InvalidEmailAddress, InvalidInput, InvalidType
-from mfakit.factors._base import FactorSetup, secret_aad
+from mfakit.factors._base import FactorSetup
 from mfakit.factors._delivered import (
     DeliveredCodeFactor,
     DeliveryOptions,
@@ -225,30 +225,22 @@ class EmailOTP(DeliveredCodeFactor):
         challenge_id: str,
     ) -> tuple[Credential, Destination]:
         """The pending credential (address encrypted) and where its first code goes."""
-        hint = mask_email(setup.address)
-        pending = Credential(
-            id=new_id("cr"),
-            subject_id=subject.id,
-            tenant=subject.tenant,
-            factor=self.name,
+        return self.seal_destination(
+            subject,
+            address=setup.address,
+            hint=mask_email(setup.address),
             label=setup.label,
-            status=CredentialStatus.PENDING,
-            created_at=now,
-            expires_at=now + self.enrollment_ttl,
-            params={"hint": hint, "challenge_id": challenge_id},
+            now=now,
+            keyring=keyring,
+            challenge_id=challenge_id,
         )
-        sealed = dataclasses.replace(
-            pending, secret=keyring.encrypt(setup.address.encode(), aad=secret_aad(pending))
-        )
-        return sealed, Destination(setup.address, hint, sealed.id)
 
     def destination(
         self, subject: Subject, credential: Credential | None, keyring: Keyring
     ) -> Destination | None:
         """The enrolled address, else the profile address when allowed, else ``None``."""
         if credential is not None:
-            address = keyring.decrypt(credential.secret, aad=secret_aad(credential)).decode()
-            return Destination(address, str(credential.params.get("hint", "")), credential.id)
+            return self.open_destination(credential, keyring)
         if self.use_profile_address and subject.email:
             address = normalize_email(subject.email)
             return Destination(address, mask_email(address), None)

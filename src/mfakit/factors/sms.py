@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, ClassVar, Final
 
 from typing_extensions import Unpack
 
-from mfakit._models import Credential, CredentialStatus, Subject, new_id
+from mfakit._models import Credential, Subject
 from mfakit.exceptions import ConfigurationError, InvalidInput, InvalidType
-from mfakit.factors._base import FactorSetup, secret_aad
+from mfakit.factors._base import FactorSetup
 from mfakit.factors._delivered import (
     DeliveredCodeFactor,
     DeliveryOptions,
@@ -151,22 +151,15 @@ class SMSOTP(DeliveredCodeFactor):
     ) -> tuple[Credential, Destination]:
         """The pending credential (number encrypted) and where its first code goes."""
         e164 = self.normalize(setup)
-        hint = mask_e164(e164)
-        pending = Credential(
-            id=new_id("cr"),
-            subject_id=subject.id,
-            tenant=subject.tenant,
-            factor=self.name,
+        return self.seal_destination(
+            subject,
+            address=e164,
+            hint=mask_e164(e164),
             label=setup.label,
-            status=CredentialStatus.PENDING,
-            created_at=now,
-            expires_at=now + self.enrollment_ttl,
-            params={"hint": hint, "challenge_id": challenge_id},
+            now=now,
+            keyring=keyring,
+            challenge_id=challenge_id,
         )
-        sealed = dataclasses.replace(
-            pending, secret=keyring.encrypt(e164.encode(), aad=secret_aad(pending))
-        )
-        return sealed, Destination(e164, hint, sealed.id)
 
     def destination(
         self, subject: Subject, credential: Credential | None, keyring: Keyring
@@ -174,8 +167,7 @@ class SMSOTP(DeliveredCodeFactor):
         """The credential's number (decrypted), or ``None`` without a credential."""
         if credential is None:
             return None
-        e164 = keyring.decrypt(credential.secret, aad=secret_aad(credential)).decode()
-        return Destination(e164, str(credential.params.get("hint", "")), credential.id)
+        return self.open_destination(credential, keyring)
 
     def compose(
         self, subject: Subject, destination: Destination, code: str, now: dt.datetime
