@@ -131,7 +131,10 @@ EXPECTED: dict[str, list[str]] = {
         "StoreContract",
         "totp_now",
     ],
-    "mfakit.storage": ["MemoryStore"],
+    "mfakit.storage": [
+        "MemoryStore",
+        "SQLStore",
+    ],
     "mfakit.exceptions": [
         "ChallengeNotFound",
         "ConcurrencyConflict",
