@@ -331,6 +331,39 @@ class SQLStore:
             return statement.returning(*table.primary_key.columns)
         return sa.insert(table).values(**values)  # IntegrityError on a duplicate key
 
+    def _put(
+        self,
+        operation: str,
+        table: sa.Table,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any],
+        version: int,
+        *,
+        guards: tuple[Any, ...] = (),
+        on_insert: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """The atomic contract for every table, as one conditional statement.
+
+        Version 1 inserts if absent; version ``v`` updates the row whose key matches and
+        whose stored version is ``v - 1`` (plus any ``guards``); anything else writes
+        nothing.
+        """
+        if version < 1:
+            return False
+        if version == 1:
+            statement = self._insert(table, {**key, **values, **(on_insert or {})})
+        else:
+            statement = (
+                sa.update(table)
+                .where(
+                    *(table.c[name] == value for name, value in key.items()),
+                    table.c.version == version - 1,
+                    *guards,
+                )
+                .values(**values)
+            )
+        return self._write(operation, statement)
+
     # schema ----------------------------------------------------------------------------
     def create_schema(self) -> None:
         """Create the tables that do not exist yet and record the schema version.
@@ -470,28 +503,24 @@ class SQLStore:
 
     def put_credential(self, credential: Credential) -> bool:
         """Conditionally write ``credential`` (see the atomic contract)."""
-        if credential.version < 1:
-            return False
         t = self._credentials
-        values = self._credential_values(credential)
-        if credential.version == 1:
+        on_insert = None
+        if credential.version == 1:  # built only for inserts: updates are the verify path
             seq = (
                 sa.select(sa.func.coalesce(sa.func.max(t.c.seq), 0) + 1)
                 .where(t.c.subject_id == credential.subject_id)
                 .scalar_subquery()
             )
-            statement = self._insert(t, {"id": credential.id, **values, "seq": seq})
-        else:
-            statement = (
-                sa.update(t)
-                .where(
-                    t.c.id == credential.id,
-                    t.c.subject_id == credential.subject_id,
-                    t.c.version == credential.version - 1,
-                )
-                .values(**values)
-            )
-        return self._write("put_credential", statement)
+            on_insert = {"seq": seq}
+        return self._put(
+            "put_credential",
+            t,
+            {"id": credential.id},
+            self._credential_values(credential),
+            credential.version,
+            guards=(t.c.subject_id == credential.subject_id,),  # an id never changes owner
+            on_insert=on_insert,
+        )
 
     def delete_credential(self, credential_id: str, *, version: int) -> bool:
         """Delete the credential if its stored version is ``version``."""
@@ -549,19 +578,13 @@ class SQLStore:
 
     def put_challenge(self, challenge: Challenge) -> bool:
         """Conditionally write ``challenge`` (see the atomic contract)."""
-        if challenge.version < 1:
-            return False
-        t = self._challenges
-        values = self._challenge_values(challenge)
-        if challenge.version == 1:
-            statement = self._insert(t, {"id": challenge.id, **values})
-        else:
-            statement = (
-                sa.update(t)
-                .where(t.c.id == challenge.id, t.c.version == challenge.version - 1)
-                .values(**values)
-            )
-        return self._write("put_challenge", statement)
+        return self._put(
+            "put_challenge",
+            self._challenges,
+            {"id": challenge.id},
+            self._challenge_values(challenge),
+            challenge.version,
+        )
 
     def delete_challenge(self, challenge_id: str, *, version: int) -> bool:
         """Delete the challenge if its stored version is ``version``."""
@@ -597,9 +620,6 @@ class SQLStore:
 
     def put_lock_state(self, state: LockState) -> bool:
         """Conditionally write ``state`` (see the atomic contract)."""
-        if state.version < 1:
-            return False
-        t = self._locks
         values = {
             "failures": state.failures,
             "locked_until": state.locked_until,
@@ -607,15 +627,13 @@ class SQLStore:
             "lockouts": state.lockouts,
             "version": state.version,
         }
-        if state.version == 1:
-            statement = self._insert(t, {"subject_id": state.subject_id, **values})
-        else:
-            statement = (
-                sa.update(t)
-                .where(t.c.subject_id == state.subject_id, t.c.version == state.version - 1)
-                .values(**values)
-            )
-        return self._write("put_lock_state", statement)
+        return self._put(
+            "put_lock_state",
+            self._locks,
+            {"subject_id": state.subject_id},
+            values,
+            state.version,
+        )
 
     # send quotas -----------------------------------------------------------------------
     def get_quota(self, key: str) -> QuotaState:
@@ -631,22 +649,11 @@ class SQLStore:
 
     def put_quota(self, state: QuotaState) -> bool:
         """Conditionally write ``state`` (see the atomic contract)."""
-        if state.version < 1:
-            return False
-        t = self._quotas
         values = {
             "sent": _dumps([_utc_iso(s) for s in state.sent], "quota times"),
             "version": state.version,
         }
-        if state.version == 1:
-            statement = self._insert(t, {"key": state.key, **values})
-        else:
-            statement = (
-                sa.update(t)
-                .where(t.c.key == state.key, t.c.version == state.version - 1)
-                .values(**values)
-            )
-        return self._write("put_quota", statement)
+        return self._put("put_quota", self._quotas, {"key": state.key}, values, state.version)
 
 
 def _sqlstate(error: exc.DBAPIError) -> str | None:
