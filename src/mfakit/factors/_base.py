@@ -74,8 +74,3 @@ class Factor(abc.ABC):
     kind: ClassVar[FactorKind]
     challenge_ttl: dt.timedelta
     max_attempts: int
-
-    @property
-    def code_digits(self) -> int | None:
-        """Digits of the codes this factor accepts, or ``None`` if not code-based."""
-        return None

@@ -156,11 +156,6 @@ class DeliveredCodeFactor(Factor):
         self.enrollment_ttl = enrollment_ttl
         self.quotas = quotas if quotas is not None else SendQuotas()
 
-    @property
-    def code_digits(self) -> int:
-        """Digits of this factor's codes."""
-        return self.digits
-
     def new_code(self) -> str:
         """A fresh uniformly random code (``secrets``, SECURITY.md 9)."""
         return str(secrets.randbelow(10**self.digits)).zfill(self.digits)

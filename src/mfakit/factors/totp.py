@@ -232,11 +232,6 @@ class TOTP(Factor):
             f"digits={self.digits}, period={self.period}, window={self.window})"
         )
 
-    @property
-    def code_digits(self) -> int:
-        """Digits of this factor's codes."""
-        return self.digits
-
     @staticmethod
     def setup(*, label: str = "Authenticator app", secret: str | None = None) -> TOTPSetup:
         """Describe an authenticator-app enrolment for :meth:`mfakit.MFA.enroll`.
