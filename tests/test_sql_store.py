@@ -1,8 +1,10 @@
-"""SQLStore: the store contract on SQLite and PostgreSQL, the facade on it, and races.
+"""SQLStore: the store contract on SQLite, PostgreSQL and MariaDB, the facade on it, races.
 
 PostgreSQL runs when ``MFAKIT_TEST_POSTGRES_URL`` names a server (for example
-``postgresql+psycopg://postgres@127.0.0.1:5432/test``); outside CI it is skipped when the
-variable is unset. Under ``CI=true`` a missing variable or an unreachable server fails.
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``), MariaDB/MySQL when
+``MFAKIT_TEST_MYSQL_URL`` does (``mysql+pymysql://root@127.0.0.1:3306/test``); outside CI
+each is skipped when its variable is unset. Under ``CI=true`` a missing variable or an
+unreachable server fails.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from mfakit.storage.sql import SCHEMA_VERSION, SQLStore  # noqa: E402
 
 SRC: Final = str(Path(__file__).resolve().parents[1] / "src")
 POSTGRES_ENV: Final = "MFAKIT_TEST_POSTGRES_URL"
+MYSQL_ENV: Final = "MFAKIT_TEST_MYSQL_URL"
 T0: Final = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
@@ -66,11 +69,11 @@ class TestSQLiteStore(StoreContract):
 # ------------------------------------------------------------------------------------------
 # the contract on PostgreSQL
 # ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def postgres_engine() -> Iterator[sa.Engine]:
-    url = os.environ.get(POSTGRES_ENV)
+def service_engine(variable: str, example: str) -> sa.Engine:
+    """An engine on the server named by ``variable``; skip (fail under CI) without one."""
+    url = os.environ.get(variable)
     if not url:
-        message = f"{POSTGRES_ENV} is not set (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"
+        message = f"{variable} is not set (e.g. {example})"
         if IN_CI:
             pytest.fail(f"CI=true but {message}")
         pytest.skip(message)
@@ -81,7 +84,13 @@ def postgres_engine() -> Iterator[sa.Engine]:
     except sa.exc.SQLAlchemyError as error:
         engine.dispose()
         # The variable is set: an unreachable server is a failure, never a skip.
-        pytest.fail(f"{POSTGRES_ENV} is set but the server does not answer: {error}")
+        pytest.fail(f"{variable} is set but the server does not answer: {error}")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def postgres_engine() -> Iterator[sa.Engine]:
+    engine = service_engine(POSTGRES_ENV, "postgresql+psycopg://postgres@127.0.0.1/test")
     yield engine
     engine.dispose()
 
@@ -111,6 +120,107 @@ def test_postgres_round_trip_keeps_utc(postgres_engine: sa.Engine) -> None:
         assert store.upgrade() == SCHEMA_VERSION
     finally:
         store.drop_schema()
+
+
+# ------------------------------------------------------------------------------------------
+# the contract on MariaDB / MySQL
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mysql_engine() -> Iterator[sa.Engine]:
+    engine = service_engine(MYSQL_ENV, "mysql+pymysql://root@127.0.0.1:3306/test")
+    yield engine
+    engine.dispose()
+
+
+class TestMariaDBStore(StoreContract):
+    """Every check of :class:`StoreContract` on MariaDB (InnoDB, REPEATABLE READ)."""
+
+    @pytest.fixture
+    def store(self, mysql_engine: sa.Engine) -> Iterator[Store]:
+        store = SQLStore(mysql_engine, table_prefix=f"t{uuid.uuid4().hex[:8]}_", create=True)
+        yield store
+        store.drop_schema()
+
+
+@pytest.fixture
+def mysql_store(mysql_engine: sa.Engine) -> Iterator[SQLStore]:
+    store = SQLStore(mysql_engine, table_prefix=f"t{uuid.uuid4().hex[:8]}_", create=True)
+    yield store
+    store.drop_schema()
+
+
+def test_mysql_keeps_microseconds_and_utc(mysql_store: SQLStore) -> None:
+    with mysql_store.engine.begin() as conn:  # DATETIME ignores the session zone; check it
+        conn.execute(sa.text("SET time_zone = '+10:00'"))
+    when = T0.replace(microsecond=123456).astimezone(dt.timezone(dt.timedelta(hours=-5)))
+    credential = dataclasses.replace(make_credential(), created_at=when, last_used_at=when)
+    assert mysql_store.put_credential(credential)
+    loaded = mysql_store.get_credential("cr_1")
+    assert loaded is not None
+    assert loaded.created_at == loaded.last_used_at == when
+    assert loaded.created_at.microsecond == 123456
+    assert loaded.created_at.utcoffset() == dt.timedelta(0)
+
+
+def test_mysql_update_rowcount_counts_matched_rows(mysql_store: SQLStore) -> None:
+    """SQLAlchemy's MySQL drivers set CLIENT_FOUND_ROWS: an UPDATE that rewrites the same
+    values still reports the matched row, and a missed version reports none."""
+    assert mysql_store.put_credential(make_credential())
+    t = mysql_store.metadata.tables[f"{mysql_store._prefix}credentials"]
+    with mysql_store.engine.begin() as conn:
+        same = conn.execute(sa.update(t).where(t.c.id == "cr_1").values(label=t.c.label))
+        missed = conn.execute(
+            sa.update(t).where(t.c.id == "cr_1", t.c.version == 7).values(label="x")
+        )
+    assert (same.rowcount, missed.rowcount) == (1, 0)
+    bumped = dataclasses.replace(make_credential(), version=2)
+    assert mysql_store.put_credential(bumped)
+    assert not mysql_store.put_credential(bumped)  # the same version again: no row matches
+
+
+def test_mysql_constraint_violations_are_errors_not_lost_races(mysql_store: SQLStore) -> None:
+    """Only a duplicate key (ER_DUP_ENTRY) is a lost insert race; NOT NULL is a fault."""
+    broken = dataclasses.replace(make_credential(), label=cast(str, None))
+    with pytest.raises(StoreError, match="IntegrityError"):
+        mysql_store.put_credential(broken)
+    assert mysql_store.put_credential(make_credential())
+    assert not mysql_store.put_credential(make_credential())  # duplicate key: lost race
+
+
+# ------------------------------------------------------------------------------------------
+# keys compare exactly on every database
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
+    if request.param == "sqlite":
+        store = SQLStore(sqlite_url(tmp_path), create=True)
+        yield store
+        store.close()
+        return
+    engine = request.getfixturevalue(f"{request.param}_engine")
+    store = SQLStore(engine, table_prefix=f"t{uuid.uuid4().hex[:8]}_", create=True)
+    yield store
+    store.drop_schema()
+
+
+def test_keys_are_case_accent_and_space_sensitive(any_store: SQLStore) -> None:
+    """MySQL's default collations would make these one key; the store must not."""
+    names = ["alice", "ALICE", "Alice", "alice ", "al\u00efce", "al\u00cfce"]
+    for number, name in enumerate(names, start=1):
+        state = dataclasses.replace(any_store.get_lock_state(name), failures=number, version=1)
+        assert any_store.put_lock_state(state), name
+        assert any_store.put_quota(dataclasses.replace(any_store.get_quota(name), version=1))
+        credential = make_credential(f"cr_{number}", name)
+        assert any_store.put_credential(credential), name
+    for number, name in enumerate(names, start=1):
+        assert any_store.get_lock_state(name).failures == number
+        assert any_store.get_quota(name).key == name
+        assert [c.id for c in any_store.list_credentials(name)] == [f"cr_{number}"]
+    assert any_store.get_lock_state("aLiCe").version == 0
+    assert any_store.get_credential("CR_1") is None
+    ids = [c.id for c in any_store.iter_credentials()]
+    assert ids == sorted(ids)
+    assert len(ids) == len(names)
 
 
 # ------------------------------------------------------------------------------------------

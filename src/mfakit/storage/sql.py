@@ -65,12 +65,50 @@ _TZ_DIALECTS: Final = frozenset({"postgresql", "mssql", "oracle"})
 # a losing conditional write ends this way instead of changing no row.
 _LOST_RACE: Final = frozenset({"40001", "40P01"})
 _UPSERT_DIALECTS: Final = frozenset({"sqlite", "postgresql"})
+_MYSQL: Final = frozenset({"mysql", "mariadb"})
+# MySQL/MariaDB error numbers of a duplicate key (ER_DUP_ENTRY and its variant naming the
+# key). Only these mean "the row exists": SQLSTATE 23000 also covers NOT NULL and other
+# constraint violations, which are real faults.
+_MYSQL_DUPLICATE_KEY: Final = frozenset({1062, 1586})
 _SQLITE_PRAGMAS: Final = (
     "PRAGMA busy_timeout=5000",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
 )
+
+
+class _Key(sa.types.TypeDecorator[str]):
+    """A text key compared exactly: ``VARCHAR`` in general, ``VARBINARY`` on MySQL/MariaDB.
+
+    MySQL's text collations compare case- and accent-insensitively and (``PAD SPACE``,
+    including MariaDB's ``utf8mb4_bin``) ignore trailing spaces, so there ``"alice"``,
+    ``"ALICE"`` and ``"alice "`` would be one primary key: one lock state and one quota
+    for three subjects. Bytes compare exactly, and UTF-8 byte order is code-point order,
+    as in Python, so keyset pagination by id stays consistent. Up to 4 bytes a character.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.VARBINARY(self.length * 4))
+        return dialect.type_descriptor(sa.String(self.length))
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> Any:
+        if value is not None and dialect.name in _MYSQL:
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value).decode("utf-8")
+        return None if value is None else str(value)
 
 
 class _UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -80,7 +118,7 @@ class _UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
+        if dialect.name in _MYSQL:
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))  # keep microseconds
         return dialect.type_descriptor(sa.DateTime(timezone=True))
 
@@ -213,9 +251,9 @@ class SQLStore:
         self._credentials = sa.Table(
             f"{p}credentials",
             md,
-            sa.Column("id", sa.String(_ID), primary_key=True),
-            sa.Column("subject_id", sa.String(_ID), nullable=False, index=True),
-            sa.Column("tenant", sa.String(_ID), nullable=True, index=True),
+            sa.Column("id", _Key(_ID), primary_key=True),
+            sa.Column("subject_id", _Key(_ID), nullable=False, index=True),
+            sa.Column("tenant", _Key(_ID), nullable=True, index=True),
             sa.Column("factor", sa.String(64), nullable=False),
             sa.Column("label", sa.Text, nullable=False),
             sa.Column("status", sa.String(16), nullable=False),
@@ -233,15 +271,15 @@ class SQLStore:
         self._challenges = sa.Table(
             f"{p}challenges",
             md,
-            sa.Column("id", sa.String(_ID), primary_key=True),
-            sa.Column("subject_id", sa.String(_ID), nullable=False, index=True),
-            sa.Column("tenant", sa.String(_ID), nullable=True),
+            sa.Column("id", _Key(_ID), primary_key=True),
+            sa.Column("subject_id", _Key(_ID), nullable=False, index=True),
+            sa.Column("tenant", _Key(_ID), nullable=True),
             sa.Column("factor", sa.String(64), nullable=False),
             sa.Column("created_at", when, nullable=False),
             sa.Column("expires_at", when, nullable=False, index=True),
             sa.Column("max_attempts", sa.Integer, nullable=False),
             sa.Column("attempts", sa.Integer, nullable=False),
-            sa.Column("credential_id", sa.String(_ID), nullable=True),
+            sa.Column("credential_id", _Key(_ID), nullable=True),
             sa.Column("code_hash", sa.LargeBinary, nullable=False),
             sa.Column("sends", sa.Integer, nullable=False),
             sa.Column("resend_at", when, nullable=True),
@@ -252,7 +290,7 @@ class SQLStore:
         self._locks = sa.Table(
             f"{p}lock_states",
             md,
-            sa.Column("subject_id", sa.String(_ID), primary_key=True),
+            sa.Column("subject_id", _Key(_ID), primary_key=True),
             sa.Column("failures", sa.Integer, nullable=False),
             sa.Column("locked_until", when, nullable=True),
             sa.Column("suspended", sa.Boolean, nullable=False),
@@ -262,7 +300,7 @@ class SQLStore:
         self._quotas = sa.Table(
             f"{p}quotas",
             md,
-            sa.Column("key", sa.String(200), primary_key=True),
+            sa.Column("key", _Key(200), primary_key=True),
             sa.Column("sent", sa.Text, nullable=False),
             sa.Column("version", sa.BigInteger, nullable=False),
         )
@@ -306,7 +344,7 @@ class SQLStore:
                     return len(result.all()) == 1
                 return result.rowcount == 1
         except exc.IntegrityError as error:
-            if isinstance(statement, sa.Insert) and self._dialect not in _UPSERT_DIALECTS:
+            if isinstance(statement, sa.Insert) and self._duplicate_key(error):
                 return False  # the key exists (a concurrent insert won); rolled back
             raise _store_error(operation, error) from None
         except exc.DBAPIError as error:
@@ -315,6 +353,18 @@ class SQLStore:
             raise _store_error(operation, error) from None
         except exc.SQLAlchemyError as error:
             raise _store_error(operation, error) from None
+
+    def _duplicate_key(self, error: exc.IntegrityError) -> bool:
+        """Whether a failed plain ``INSERT`` failed only because its key exists."""
+        if self._dialect in _UPSERT_DIALECTS:
+            return False  # ON CONFLICT DO NOTHING: a duplicate never raises there
+        if self._dialect in _MYSQL:
+            # Not INSERT IGNORE (it turns NOT NULL and other errors into warnings) nor
+            # ON DUPLICATE KEY UPDATE id = id (with CLIENT_FOUND_ROWS, which SQLAlchemy's
+            # MySQL drivers set, a no-op duplicate reports 1 row, like an insert).
+            args: tuple[Any, ...] = getattr(error.orig, "args", ())
+            return bool(args) and args[0] in _MYSQL_DUPLICATE_KEY
+        return True  # other dialects: any integrity error on a bare INSERT
 
     def _insert(self, table: sa.Table, values: Mapping[str, Any]) -> sa.Executable:
         # ON CONFLICT DO NOTHING: a duplicate key changes no row instead of raising, so
