@@ -1,0 +1,1 @@
+"""Browser tests of the example applications (headless chromium via Playwright)."""
