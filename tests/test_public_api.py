@@ -135,6 +135,32 @@ EXPECTED: dict[str, list[str]] = {
         "MemoryStore",
         "SQLStore",
     ],
+    "mfakit.contrib.django": [
+        "DjangoStore",
+    ],
+    "mfakit.contrib.django.decorators": [
+        "mfa_exempt",
+        "mfa_required",
+    ],
+    "mfakit.contrib.django.middleware": [
+        "MFARequiredMiddleware",
+        "SessionKeys",
+        "check_request",
+        "current_state",
+        "default_subject",
+        "end_sign_in",
+        "get_flow",
+        "get_subject",
+        "save_step",
+        "start_sign_in",
+    ],
+    "mfakit.contrib.flask": [
+        "FlaskMFA",
+        "check_csrf",
+        "csrf_token",
+        "mfa_required",
+        "step_required",
+    ],
     "mfakit.exceptions": [
         "ChallengeNotFound",
         "ConcurrencyConflict",

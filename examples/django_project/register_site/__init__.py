@@ -1,0 +1,1 @@
+"""The register demo's Django project: settings, URLs, WSGI entry point."""

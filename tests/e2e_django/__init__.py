@@ -1,0 +1,1 @@
+"""Browser tests of the Django example (examples/django_project), in headless chromium."""
