@@ -6,8 +6,7 @@
 #   scripts/test.sh tests/test_qr.py -k svg
 #
 # Creates .venv (with python3, or $PYTHON) if missing, installs mfakit in editable mode
-# with its dev extra, installs oathtool (the independent TOTP implementation the interop
-# tests compare against) when it can, then runs pytest.
+# with its dev extra, installs oathtool and chromium when it can, then runs pytest.
 set -eu
 
 cd "$(dirname -- "$0")/.."
@@ -30,7 +29,14 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
     printf '%s\n' "$want" > "$STAMP"
 fi
 
-if ! command -v oathtool >/dev/null 2>&1; then
+# Debian packages some tests use: oathtool (the independent TOTP implementation the interop
+# tests compare against) and chromium (the browser the Playwright tests drive; Playwright
+# never downloads one). Installed when we can; otherwise those tests are skipped with the
+# reason (and fail instead when CI is set).
+missing=
+command -v oathtool >/dev/null 2>&1 || missing="$missing oathtool"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+if [ -n "$missing" ]; then
     sudo=
     can_install=no
     if command -v apt-get >/dev/null 2>&1; then
@@ -42,17 +48,17 @@ if ! command -v oathtool >/dev/null 2>&1; then
         fi
     fi
     if [ "$can_install" = yes ]; then
-        echo "test.sh: installing oathtool (apt-get) for the interop tests" >&2
+        echo "test.sh: installing$missing (apt-get) for the interop and browser tests" >&2
+        # shellcheck disable=SC2086 # $missing is a list of package names
         if ! { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-            && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq oathtool \
-                >/dev/null; }; then
-            echo "test.sh: warning: could not install oathtool" >&2
+            && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                --no-install-recommends $missing >/dev/null; }; then
+            echo "test.sh: warning: could not install$missing" >&2
         fi
-    fi
-    if ! command -v oathtool >/dev/null 2>&1; then
-        echo "test.sh: note: oathtool is not installed; the oathtool interop tests will be" \
-            "skipped (they fail instead when CI is set). Install it with:" \
-            "apt-get install oathtool" >&2
+    else
+        echo "test.sh: note:$missing not installed; the tests that need them will be" \
+            "skipped (they fail instead when CI is set). Install with:" \
+            "apt-get install$missing" >&2
     fi
 fi
 
