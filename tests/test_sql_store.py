@@ -519,3 +519,19 @@ def test_processes_racing_one_version_exactly_one_wins(tmp_path: Path) -> None:
         assert loaded is not None
         assert (loaded.version, loaded.counter) == (2, worker)
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("not a url at all", "malformed"),
+        ("nosuchdialect://user:hunter2@host/db", "unknown dialect"),
+        ("postgresql+nosuchdriver://user:hunter2@host/db", "unknown dialect"),
+    ],
+)
+def test_a_bad_url_is_a_store_error_that_never_repeats_the_url(url: str, expected: str) -> None:
+    with pytest.raises(StoreError, match=expected) as caught:
+        SQLStore(url)
+    assert "hunter2" not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__

@@ -490,15 +490,12 @@ def _open_store(run: _Run, *, create_file: bool = False) -> SQLStore:
                 "(create the tables with 'mfakit schema create')"
             )
     try:
-        return SQLStore(url, table_prefix=run.args.table_prefix)
+        url.get_dialect()  # an unknown dialect is a usage error, not an operational one
     except exc.NoSuchModuleError:
         raise _usage(f"unknown database dialect in {run.where}") from None
-    except ImportError as error:
-        raise CLIError(
-            f"the database driver for {run.where} is not installed ({error.name or 'unknown'})"
-        ) from None
-    except exc.ArgumentError:
-        raise _usage(f"SQLAlchemy refused the database URL {run.where}") from None
+    # Anything else (a missing driver, a refused URL) is a StoreError without the URL,
+    # reported by main() with the masked URL in front.
+    return SQLStore(url, table_prefix=run.args.table_prefix)
 
 
 def _schema_ready(run: _Run, store: SQLStore) -> None:

@@ -196,6 +196,11 @@ class SQLStore:
             share one database. Letters, digits and ``_`` only.
         create: Create the tables (:meth:`create_schema`) if they do not exist yet.
 
+    Raises:
+        StoreError: The prefix is not letters, digits and ``_``; the URL is malformed,
+            names an unknown dialect or a driver that is not installed (the message never
+            repeats the URL, which may hold a password); or ``create`` failed.
+
     The tables live in the store's own :class:`sqlalchemy.MetaData`, never the host's:
     ``{prefix}credentials``, ``{prefix}challenges``, ``{prefix}lock_states``,
     ``{prefix}quotas`` and ``{prefix}schema_version``.
@@ -221,13 +226,29 @@ class SQLStore:
             self._engine = url_or_engine
             self._owns_engine = False
         else:
-            self._engine = self._make_engine(sa.make_url(url_or_engine))
+            self._engine = self._engine_for(url_or_engine)
             self._owns_engine = True
         self._dialect = self._engine.dialect.name
         self.metadata = sa.MetaData()
         self._build_tables()
         if create:
             self.create_schema()
+
+    def _engine_for(self, url: str | sa.URL) -> Engine:
+        """An engine for ``url``; a malformed URL or a missing driver is a StoreError.
+
+        The message names the problem, never the URL: it may hold a password.
+        """
+        try:
+            return self._make_engine(sa.make_url(url))
+        except exc.NoSuchModuleError:  # a subclass of ArgumentError: test it first
+            raise StoreError("SQLStore: the database URL names an unknown dialect") from None
+        except exc.ArgumentError:
+            raise StoreError("SQLStore: the database URL is malformed") from None
+        except ImportError as error:
+            missing = error.name or "a module"
+            message = f"SQLStore: the database driver is not installed ({missing})"
+            raise StoreError(message) from None
 
     def _make_engine(self, url: sa.URL) -> Engine:
         if url.get_backend_name() != "sqlite":
