@@ -38,7 +38,7 @@ import contextlib
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -222,6 +222,8 @@ class SQLStore:
             raise StoreError("table_prefix must be ASCII")
         self._prefix = table_prefix
         self._serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        # Prepared statements by shape (see _prepared); a race to fill an entry is benign.
+        self._statements: dict[tuple[Any, ...], Any] = {}
         if isinstance(url_or_engine, Engine):
             self._engine = url_or_engine
             self._owns_engine = False
@@ -356,11 +358,16 @@ class SQLStore:
         except exc.SQLAlchemyError as error:
             raise _store_error(operation, error) from None
 
-    def _write(self, operation: str, statement: sa.Executable) -> bool:
+    def _write(
+        self,
+        operation: str,
+        statement: sa.Executable,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Run one conditional write; True iff exactly one row changed."""
         try:
             with self._serial, self._engine.begin() as conn:
-                result = conn.execute(statement)
+                result = conn.execute(statement, parameters)
                 if result.returns_rows:  # INSERT ... RETURNING: a row back means inserted
                     return len(result.all()) == 1
                 return result.rowcount == 1
@@ -402,6 +409,19 @@ class SQLStore:
             return statement.returning(*table.primary_key.columns)
         return sa.insert(table).values(**values)  # IntegrityError on a duplicate key
 
+    def _prepared(self, cache_key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """The statement for ``cache_key``, built once per store.
+
+        Statements are built with bind parameters and values are passed at execution, so
+        SQLAlchemy compiles each statement once and reuses it (its compiled cache is keyed
+        on the statement's shape); building a statement with literal values on every call
+        cost about half of a sign-in's CPU time (docs/benchmarks-results.md).
+        """
+        statement = self._statements.get(cache_key)
+        if statement is None:
+            statement = self._statements.setdefault(cache_key, build())
+        return statement
+
     def _put(
         self,
         operation: str,
@@ -410,30 +430,76 @@ class SQLStore:
         values: Mapping[str, Any],
         version: int,
         *,
-        guards: tuple[Any, ...] = (),
-        on_insert: Mapping[str, Any] | None = None,
+        guards: Mapping[str, Any] | None = None,
+        on_insert: Callable[[], Mapping[str, Any]] | None = None,
     ) -> bool:
         """The atomic contract for every table, as one conditional statement.
 
         Version 1 inserts if absent; version ``v`` updates the row whose key matches and
-        whose stored version is ``v - 1`` (plus any ``guards``); anything else writes
-        nothing.
+        whose stored version is ``v - 1`` (and whose ``guards`` columns hold the given
+        values); anything else writes nothing. ``on_insert`` builds extra INSERT-only
+        column expressions (bound to parameters named ``g_<column>`` of ``guards``).
         """
         if version < 1:
             return False
+        guards = guards or {}
         if version == 1:
-            statement = self._insert(table, {**key, **values, **(on_insert or {})})
+            names = (*key, *values)
+
+            def build_insert() -> Any:
+                bound = {n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in names}
+                return self._insert(table, {**bound, **(on_insert() if on_insert else {})})
+
+            statement = self._prepared(("insert", table.name, names), build_insert)
+            parameters = {f"v_{n}": v for n, v in {**key, **values}.items()}
+            parameters.update({f"g_{n}": v for n, v in guards.items()})
         else:
-            statement = (
-                sa.update(table)
-                .where(
-                    *(table.c[name] == value for name, value in key.items()),
-                    table.c.version == version - 1,
-                    *guards,
+
+            def build_update() -> Any:
+                return (
+                    sa.update(table)
+                    .where(
+                        *(table.c[n] == sa.bindparam(f"k_{n}", type_=table.c[n].type) for n in key),
+                        table.c.version == sa.bindparam("k_previous", type_=sa.Integer()),
+                        *(
+                            table.c[n] == sa.bindparam(f"g_{n}", type_=table.c[n].type)
+                            for n in guards
+                        ),
+                    )
+                    .values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in values})
                 )
-                .values(**values)
+
+            statement = self._prepared(
+                ("update", table.name, tuple(key), tuple(values), tuple(guards)), build_update
             )
-        return self._write(operation, statement)
+            parameters = {f"k_{n}": v for n, v in key.items()}
+            parameters["k_previous"] = version - 1
+            parameters.update({f"g_{n}": v for n, v in guards.items()})
+            parameters.update({f"v_{n}": v for n, v in values.items()})
+        return self._write(operation, statement, parameters)
+
+    def _by_key(
+        self, operation: str, table: sa.Table, column: str, value: str
+    ) -> sa.Row[Any] | None:
+        """The row of ``table`` whose ``column`` is ``value`` (a prepared SELECT)."""
+        statement = self._prepared(
+            ("select", table.name, column),
+            lambda: sa.select(
+                *(self._credential_columns() if table is self._credentials else (table,))
+            ).where(table.c[column] == sa.bindparam("k", type_=table.c[column].type)),
+        )
+        with self._tx(operation) as conn:
+            return conn.execute(statement, {"k": value}).first()
+
+    def _delete_versioned(self, operation: str, table: sa.Table, row_id: str, version: int) -> bool:
+        statement = self._prepared(
+            ("delete", table.name),
+            lambda: sa.delete(table).where(
+                table.c.id == sa.bindparam("k_id", type_=table.c.id.type),
+                table.c.version == sa.bindparam("k_version", type_=sa.Integer()),
+            ),
+        )
+        return self._write(operation, statement, {"k_id": row_id, "k_version": version})
 
     # schema ----------------------------------------------------------------------------
     def create_schema(self) -> None:
@@ -533,23 +599,22 @@ class SQLStore:
 
     def get_credential(self, credential_id: str) -> Credential | None:
         """Return the credential with this id, or ``None``."""
-        t = self._credentials
-        with self._tx("get_credential") as conn:
-            row = conn.execute(
-                sa.select(*self._credential_columns()).where(t.c.id == credential_id)
-            ).first()
+        row = self._by_key("get_credential", self._credentials, "id", credential_id)
         return None if row is None else self._credential(row)
 
     def list_credentials(self, subject_id: str) -> Sequence[Credential]:
         """Return every credential of a subject, oldest first (then in insertion order)."""
         t = self._credentials
-        query = (
-            sa.select(*self._credential_columns())
-            .where(t.c.subject_id == subject_id)
-            .order_by(t.c.created_at, t.c.seq, t.c.id)
+        query = self._prepared(
+            ("list", t.name),
+            lambda: (
+                sa.select(*self._credential_columns())
+                .where(t.c.subject_id == sa.bindparam("k", type_=t.c.subject_id.type))
+                .order_by(t.c.created_at, t.c.seq, t.c.id)
+            ),
         )
         with self._tx("list_credentials") as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(query, {"k": subject_id}).all()
         return [self._credential(row) for row in rows]
 
     def iter_credentials(self) -> Iterator[Credential]:
@@ -575,30 +640,28 @@ class SQLStore:
     def put_credential(self, credential: Credential) -> bool:
         """Conditionally write ``credential`` (see the atomic contract)."""
         t = self._credentials
-        on_insert = None
-        if credential.version == 1:  # built only for inserts: updates are the verify path
-            seq = (
-                sa.select(sa.func.coalesce(sa.func.max(t.c.seq), 0) + 1)
-                .where(t.c.subject_id == credential.subject_id)
-                .scalar_subquery()
+
+        def seq() -> Mapping[str, Any]:
+            # Insertion order within the subject, computed by the INSERT itself.
+            following = sa.select(sa.func.coalesce(sa.func.max(t.c.seq), 0) + 1).where(
+                t.c.subject_id == sa.bindparam("g_subject_id", type_=t.c.subject_id.type)
             )
-            on_insert = {"seq": seq}
+            return {"seq": following.scalar_subquery()}
+
         return self._put(
             "put_credential",
             t,
             {"id": credential.id},
             self._credential_values(credential),
             credential.version,
-            guards=(t.c.subject_id == credential.subject_id,),  # an id never changes owner
-            on_insert=on_insert,
+            guards={"subject_id": credential.subject_id},  # an id never changes owner
+            on_insert=seq,
         )
 
     def delete_credential(self, credential_id: str, *, version: int) -> bool:
         """Delete the credential if its stored version is ``version``."""
-        t = self._credentials
-        return self._write(
-            "delete_credential",
-            sa.delete(t).where(t.c.id == credential_id, t.c.version == version),
+        return self._delete_versioned(
+            "delete_credential", self._credentials, credential_id, version
         )
 
     # challenges ------------------------------------------------------------------------
@@ -623,9 +686,7 @@ class SQLStore:
 
     def get_challenge(self, challenge_id: str) -> Challenge | None:
         """Return the challenge with this id, or ``None``."""
-        t = self._challenges
-        with self._tx("get_challenge") as conn:
-            row = conn.execute(sa.select(t).where(t.c.id == challenge_id)).first()
+        row = self._by_key("get_challenge", self._challenges, "id", challenge_id)
         if row is None:
             return None
         m = row._mapping
@@ -659,11 +720,7 @@ class SQLStore:
 
     def delete_challenge(self, challenge_id: str, *, version: int) -> bool:
         """Delete the challenge if its stored version is ``version``."""
-        t = self._challenges
-        return self._write(
-            "delete_challenge",
-            sa.delete(t).where(t.c.id == challenge_id, t.c.version == version),
-        )
+        return self._delete_versioned("delete_challenge", self._challenges, challenge_id, version)
 
     def purge_challenges(self, *, now: dt.datetime) -> int:
         """Delete challenges no longer answerable at ``now`` (``expires_at <= now``)."""
@@ -674,9 +731,7 @@ class SQLStore:
     # lock state ------------------------------------------------------------------------
     def get_lock_state(self, subject_id: str) -> LockState:
         """Return the subject's lock state, or a fresh one (version 0)."""
-        t = self._locks
-        with self._tx("get_lock_state") as conn:
-            row = conn.execute(sa.select(t).where(t.c.subject_id == subject_id)).first()
+        row = self._by_key("get_lock_state", self._locks, "subject_id", subject_id)
         if row is None:
             return LockState(subject_id)
         m = row._mapping
@@ -709,9 +764,7 @@ class SQLStore:
     # send quotas -----------------------------------------------------------------------
     def get_quota(self, key: str) -> QuotaState:
         """Return the send-quota state for ``key``, or a fresh one (version 0)."""
-        t = self._quotas
-        with self._tx("get_quota") as conn:
-            row = conn.execute(sa.select(t).where(t.c.key == key)).first()
+        row = self._by_key("get_quota", self._quotas, "key", key)
         if row is None:
             return QuotaState(key)
         m = row._mapping
