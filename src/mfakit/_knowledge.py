@@ -351,7 +351,7 @@ class KnowledgeMixin(FacadeParts):
                 if credential is None:
                     raise NotEnrolled(f"subject has no {factor.name}")
                 raise InvalidCode(f"{factor.name} did not match")
-            self._withdraw(live.id)
+            self._withdraw(live.id, live.version)
         except VerificationFailed as exc:
             self._failed(subject, charged, exc, **fields)
             raise

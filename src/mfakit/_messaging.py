@@ -137,13 +137,17 @@ class MessagingMixin(FacadeParts):
             )
 
     # sending -----------------------------------------------------------------------------
-    def _withdraw(self, challenge_id: str) -> None:
+    def _withdraw(self, challenge_id: str, version: int | None = None) -> None:
         """Delete a challenge whatever its version.
 
         Used after a failed delivery, and after a TOTP success: a challenge is single-use,
-        and a concurrent losing attempt may have bumped its version in between.
+        and a concurrent losing attempt may have bumped its version in between. With the
+        ``version`` the caller just wrote, the usual case is one conditional delete and no
+        read; only if that version is gone is the challenge read again.
         """
         store = self.store
+        if version is not None and store.delete_challenge(challenge_id, version=version):
+            return
         for _ in range(MAX_WRITE_RETRIES):
             current = store.get_challenge(challenge_id)
             if current is None or store.delete_challenge(challenge_id, version=current.version):

@@ -599,7 +599,7 @@ class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
             raise
         self._succeeded(subject, charged)
         # Single use: delete it whatever version a concurrent losing attempt left behind.
-        self._withdraw(live.id)
+        self._withdraw(live.id, live.version)
         return self._verified(subject, factor, challenge.id, matched.id, now)
 
     def _verified(
