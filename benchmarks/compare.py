@@ -42,6 +42,16 @@ RATIOS: Final = (
         for engine in ("sqlite", "postgresql")
         for ratio in (
             (
+                f"mfakit verify_totp / django-otp, {engine}",
+                f"test_mfakit_verify_totp[{engine}]",
+                f"test_djotp_verify[{engine}]",
+            ),
+            (
+                f"mfakit verify_totp wrong code / django-otp wrong code, {engine}",
+                f"test_mfakit_verify_totp_wrong_code[{engine}]",
+                f"test_djotp_verify_wrong_code[{engine}]",
+            ),
+            (
                 f"mfakit sign-in / django-otp, {engine}",
                 f"test_mfakit_signin[{engine}]",
                 f"test_djotp_verify[{engine}]",

@@ -10,10 +10,13 @@ Run from the repository root (PostgreSQL only when ``MFAKIT_TEST_POSTGRES_URL`` 
 
 What is compared, per database engine (SQLite file in WAL mode, or PostgreSQL):
 
-* mfakit: what a host calls per TOTP sign-in, ``mfa.challenge(subject, "totp")`` when it
-  shows the code form and ``mfa.verify(subject, challenge_id, code)`` when the form comes
-  back, both timed (``test_mfakit_signin_*``). ``test_mfakit_verify_only_*`` times
-  ``verify`` alone, with the challenge opened in the untimed setup.
+* mfakit, the fast path: ``mfa.verify_totp(subject, code)``, a TOTP sign-in without a
+  challenge, which is one unit of store work (``test_mfakit_verify_totp_*``). This is the
+  like-for-like comparison with django-otp, which has no challenges either.
+* mfakit with a challenge: ``mfa.challenge(subject, "totp")`` when the host shows the code
+  form and ``mfa.verify(subject, challenge_id, code)`` when the form comes back, both timed
+  (``test_mfakit_signin_*``). ``test_mfakit_verify_only_*`` times ``verify`` alone, with
+  the challenge opened in the untimed setup.
 * django-otp: ``django_otp.verify_token(user, persistent_id, token)``, the function its
   views and forms use for one device: in one ``transaction.atomic()``, load the device with
   ``SELECT ... FOR UPDATE`` and call ``TOTPDevice.verify_token``, which checks the
@@ -37,9 +40,10 @@ increments its throttle and saves the device. To keep every round a comparable a
 (not a refusal by the throttle or the lockout), django-otp's throttle is reset and
 mfakit's subject unlocked in the untimed setup.
 
-Before the timed rounds each benchmark counts the SQL one round sends (SQLAlchemy's
-``before_cursor_execute``, Django's ``CaptureQueriesContext``) and stores the counts in
-the benchmark's ``extra_info``; ``compare.py`` prints them.
+Before the timed rounds each benchmark counts the SQL one round sends (what the driver
+receives, ``tests/driver_spy.py``, because SQLStore runs its verification unit straight on
+the driver; Django's ``CaptureQueriesContext``) and stores the counts in the benchmark's
+``extra_info``; ``compare.py`` prints them.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import dataclasses
 import datetime as dt
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -63,6 +68,10 @@ sa = pytest.importorskip("sqlalchemy")
 pytest.importorskip("django_otp")
 
 from mfakit.storage.sql import SQLStore  # noqa: E402
+
+# The driver-level statement spy is shared with the test suite.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from driver_spy import DriverSpy  # noqa: E402
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -127,46 +136,40 @@ def unique_name(stem: str) -> str:
 
 @dataclasses.dataclass
 class StatementCounter:
-    """Counts what a SQLAlchemy engine sends: statements, commits, pool checkouts.
+    """Counts what a store's driver is sent in one round: statements, commits, checkouts.
 
-    A pool checkout is also one round trip on engines with ``pool_pre_ping`` (SQLStore sets
-    it on every non-SQLite engine it creates), which the statement events do not see.
+    Statements are the queries the driver runs (``BEGIN``, ``COMMIT`` and the pool's
+    pre-ping are not counted as statements); transactions are the ``COMMIT``s sent (on
+    SQLite, only transactions that wrote: a read-only one ends without one). A pool
+    checkout is also one round trip on engines with ``pool_pre_ping`` (SQLStore sets it
+    on every non-SQLite engine it creates).
     """
 
-    statements: list[str] = dataclasses.field(default_factory=list)
-    commits: int = 0
+    engine: Any
     checkouts: int = 0
-    active: bool = False
+    spy: DriverSpy | None = None
 
-    def attach(self, engine: Any) -> None:
+    def __post_init__(self) -> None:
         from sqlalchemy import event
 
-        def on_statement(*args: Any) -> None:
-            if self.active:
-                self.statements.append(str(args[2]))
-
-        def on_commit(*_args: Any) -> None:
-            if self.active:
-                self.commits += 1
-
         def on_checkout(*_args: Any) -> None:
-            if self.active:
+            if self.spy is not None:
                 self.checkouts += 1
 
-        event.listen(engine, "before_cursor_execute", on_statement)
-        event.listen(engine, "commit", on_commit)
-        event.listen(engine.pool, "checkout", on_checkout)
+        event.listen(self.engine.pool, "checkout", on_checkout)
 
     def start(self) -> None:
-        self.statements.clear()
-        self.commits = self.checkouts = 0
-        self.active = True
+        self.checkouts = 0
+        self.spy = DriverSpy(self.engine).__enter__()
 
     def stop(self) -> dict[str, int]:
-        self.active = False
+        spy, self.spy = self.spy, None
+        assert spy is not None
+        spy.__exit__(None, None, None)
+        kinds = spy.kinds
         return {
-            "statements": len(self.statements),
-            "transactions": self.commits,
+            "statements": sum(k not in {"BEGIN", "COMMIT", "ROLLBACK", ";"} for k in kinds),
+            "transactions": kinds.count("COMMIT"),
             "pool_checkouts": self.checkouts,
         }
 
@@ -289,8 +292,7 @@ def make_rig(store: SQLStore, lockout: Lockout | None = None) -> Rig:
     subject = Subject(id=f"user-{secrets.token_hex(8)}", username="bench")
     enrollment = mfa.enroll(subject, TOTP.setup(label="Bench phone"))
     credential = mfa.confirm(subject, enrollment.id, totp_now(enrollment.secret, clock.now()))
-    counter = StatementCounter()
-    counter.attach(store.engine)
+    counter = StatementCounter(store.engine)
     return Rig(mfa, store, clock, subject, enrollment.secret, credential.id, counter)
 
 
@@ -331,14 +333,71 @@ def _count_mfakit_round(
     benchmark.extra_info["engine"] = rig.store.engine.dialect.name
 
 
-def _check_accepted(rig: Rig, results: list[Verification], calls: int) -> None:
+def _check_accepted(
+    rig: Rig, results: list[Verification], calls: int, *, challenges: bool = True
+) -> None:
     assert len(results) == calls
     assert all(r.credential_id == rig.credential_id for r in results)
-    assert len({r.challenge_id for r in results}) == calls
+    if challenges:
+        assert len({r.challenge_id for r in results}) == calls
+    else:
+        assert {r.challenge_id for r in results} == {None}
     (credential,) = rig.mfa.credentials(rig.subject)
     assert credential.version == 2 + calls  # confirm wrote 2; each success one more
     assert credential.counter == int(rig.clock.now().timestamp()) // PERIOD
     assert rig.mfa.lock_state(rig.subject).failures == 0
+
+
+def test_mfakit_verify_totp(benchmark: BenchmarkFixture, store: SQLStore) -> None:
+    """Timed: ``verify_totp`` with a right, fresh code (a sign-in without a challenge)."""
+    benchmark.group = f"sql-verify-{store.engine.dialect.name}"
+    rig = make_rig(store)
+    mfa, clock, subject = rig.mfa, rig.clock, rig.subject
+    results: list[Verification] = []
+
+    def setup() -> Args:
+        clock.advance(PERIOD)  # a new time step, so the fresh code is not a replay
+        return (totp_now(rig.secret, clock.now()),), {}
+
+    def target(code: str) -> None:
+        results.append(mfa.verify_totp(subject, code))
+
+    _count_mfakit_round(benchmark, rig, setup, target)
+    run_pedantic(benchmark, target, setup)
+
+    _check_accepted(rig, results, expected_calls(benchmark) + 1, challenges=False)
+
+
+def test_mfakit_verify_totp_wrong_code(benchmark: BenchmarkFixture, store: SQLStore) -> None:
+    """Timed: ``verify_totp`` with a code outside the window (``InvalidCode``, charged)."""
+    benchmark.group = f"sql-verify-{store.engine.dialect.name}"
+    rig = make_rig(store, Lockout(max_failures=100, mode="suspend"))
+    mfa, clock, subject = rig.mfa, rig.clock, rig.subject
+    failures: list[type[InvalidCode]] = []
+    unlocks = 0
+
+    def setup() -> Args:
+        nonlocal unlocks
+        clock.advance(PERIOD)
+        if mfa.lock_state(subject).failures >= 50:
+            mfa.unlock(subject, actor="bench")
+            unlocks += 1
+        return (_wrong_code(rig.secret, clock.now()),), {}
+
+    def target(code: str) -> None:
+        try:
+            mfa.verify_totp(subject, code)
+        except InvalidCode as exc:
+            failures.append(type(exc))
+
+    _count_mfakit_round(benchmark, rig, setup, target)
+    run_pedantic(benchmark, target, setup)
+
+    calls = expected_calls(benchmark) + 1
+    assert len(failures) == calls
+    assert mfa.lock_state(subject).failures == calls - 50 * unlocks  # every attempt charged
+    (credential,) = mfa.credentials(subject)
+    assert credential.version == 2  # nothing accepted after the confirmation
 
 
 def test_mfakit_signin(benchmark: BenchmarkFixture, store: SQLStore) -> None:

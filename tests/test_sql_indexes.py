@@ -1,8 +1,9 @@
 """Every statement of a TOTP sign-in on SQLStore is served by an index, never a full scan.
 
-The statements are captured as the driver receives them (SQLAlchemy's
-``before_cursor_execute``) while a subject opens challenges and answers them with a right
-and a wrong code, then each one is explained with its own parameters:
+The statements are captured as the driver receives them (``tests/driver_spy.py``: the
+verification unit bypasses SQLAlchemy's execution events) while a subject opens
+challenges and answers them with a right and a wrong code, and while it answers codes
+without a challenge (``verify_totp``); then each one is explained with its own parameters:
 
 * SQLite: ``EXPLAIN QUERY PLAN``; a ``SCAN <table>`` line is a full scan, and every
   ``SELECT``, ``UPDATE`` and ``DELETE`` must ``SEARCH`` through an index or the primary key.
@@ -44,8 +45,7 @@ except ImportError:  # pragma: no cover - the "sql" extra is not installed
         raise
     pytest.skip("SQLAlchemy is not installed (pip install 'mfakit[sql]')", allow_module_level=True)
 
-from sqlalchemy import event  # noqa: E402
-
+from driver_spy import DriverSpy  # noqa: E402
 from mfakit.storage.sql import SQLStore  # noqa: E402
 
 Captured = list[tuple[str, Any]]
@@ -94,14 +94,8 @@ def sign_in_statements(store: SQLStore) -> Captured:
     subject = Subject(id="user-1")
     enrollment = mfa.enroll(subject, TOTP.setup())
     mfa.confirm(subject, enrollment.id, totp_now(enrollment.secret, clock.now()))
-    captured: Captured = []
-
-    def capture(*args: Any) -> None:
-        captured.append((str(args[2]), args[3]))
-
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        for right in (False, True, True):  # a failure first: it inserts the lock state
+    with DriverSpy(store.engine) as spy:
+        for right in (False, True, True):  # a failure first: it updates the lock state
             clock.advance(30)
             challenge = mfa.challenge(subject, "totp")
             code = totp_now(enrollment.secret, clock.now(), offset=0 if right else 5)
@@ -110,9 +104,14 @@ def sign_in_statements(store: SQLStore) -> Captured:
             else:
                 with pytest.raises(InvalidCode):
                     mfa.verify(subject, challenge.id, code)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
-    return captured
+        clock.advance(30)
+        mfa.verify_totp(subject, totp_now(enrollment.secret, clock.now()))
+    # Not queries: transaction control, and the pool's pre-ping (";") on PostgreSQL.
+    return [
+        (sql, parameters)
+        for kind, sql, parameters in spy.events
+        if kind not in {"BEGIN", "COMMIT", "ROLLBACK", ";"}
+    ]
 
 
 def kind_and_table(statement: str) -> tuple[str, str]:

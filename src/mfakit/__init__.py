@@ -24,6 +24,7 @@ from mfakit._flow import FlowState, FlowStep, SignInFlow
 from mfakit._messaging import CodeEnrollment
 from mfakit._models import (
     Challenge,
+    Changes,
     Credential,
     CredentialStatus,
     Event,
@@ -32,6 +33,7 @@ from mfakit._models import (
     LockState,
     QuotaState,
     Subject,
+    SubjectRecords,
     Verification,
 )
 from mfakit._policy import (
@@ -97,6 +99,7 @@ __all__ = [
     "Authorizer",
     "Challenge",
     "ChallengeNotFound",
+    "Changes",
     "CodeEnrollment",
     "ConcurrencyConflict",
     "ConfigurationError",
@@ -156,6 +159,7 @@ __all__ = [
     "StepUpRequired",
     "StoreError",
     "Subject",
+    "SubjectRecords",
     "SystemClock",
     "UnparseablePhoneNumber",
     "UnsupportedParameterWarning",

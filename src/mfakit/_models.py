@@ -22,6 +22,7 @@ from mfakit.exceptions import InvalidInput, InvalidType
 
 __all__ = [
     "Challenge",
+    "Changes",
     "Credential",
     "CredentialStatus",
     "Event",
@@ -30,6 +31,7 @@ __all__ = [
     "LockState",
     "QuotaState",
     "Subject",
+    "SubjectRecords",
     "Verification",
     "new_id",
     "validate_actor",
@@ -323,6 +325,9 @@ class LockState:
 
 _build_credential = _builder(Credential)
 _build_challenge = _builder(Challenge)
+#: Positional constructor of :class:`Credential` without ``__init__`` (for stores on hot
+#: paths): ``params`` must already be a ``MappingProxyType``.
+build_credential = _build_credential
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -339,6 +344,42 @@ class QuotaState:
     key: str
     sent: tuple[dt.datetime, ...] = ()
     version: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubjectRecords:
+    """One subject's records, read under the subject's lock by :meth:`Store.update_subject`.
+
+    Attributes:
+        lock: The subject's lock state (version ``0`` if none is stored).
+        credentials: Every credential of the subject, pending and active, oldest first.
+        challenge: The challenge asked for, if it exists and belongs to the subject.
+    """
+
+    lock: LockState
+    credentials: tuple[Credential, ...]
+    challenge: Challenge | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Changes:
+    """What one :meth:`Store.update_subject` unit writes: all of it, or none of it.
+
+    Each record is a conditional write under the store's atomic contract (version ``v``
+    replaces the stored version ``v - 1``; version ``1`` inserts), and every record must
+    belong to the unit's subject.
+
+    Attributes:
+        lock: The subject's new lock state, or ``None`` to leave it.
+        credential: One of the subject's credentials, new or advanced.
+        challenge: The subject's challenge, updated (``challenge.version`` stored + 1).
+        withdraw: The subject's challenge to delete, at exactly this stored version.
+    """
+
+    lock: LockState | None = None
+    credential: Credential | None = None
+    challenge: Challenge | None = None
+    withdraw: Challenge | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

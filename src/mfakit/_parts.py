@@ -50,7 +50,7 @@ class FacadeParts:
             self,
             subject: Subject,
             factor: Factor,
-            challenge_id: str,
+            challenge_id: str | None,
             credential_id: str | None,
             now: dt.datetime,
             *,

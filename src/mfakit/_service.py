@@ -22,11 +22,13 @@ from mfakit._knowledge import KNOWLEDGE_FACTORS, KnowledgeMixin
 from mfakit._messaging import CodeEnrollment, MessagingMixin
 from mfakit._models import (
     Challenge,
+    Changes,
     Credential,
     Event,
     EventType,
     LockState,
     Subject,
+    SubjectRecords,
     Verification,
     build_verification,
     new_id,
@@ -74,6 +76,9 @@ UNENCRYPTED_SECRET_FACTORS: Final = frozenset(
 #: What :meth:`MFA.enroll` returns, by factor family.
 Enrollment = TOTPEnrollment | CodeEnrollment | Credential | RecoveryCodeBatch
 _T = TypeVar("_T")
+#: What a TOTP unit decided: the charged lock state, and the credential that matched or
+#: the failure to raise once the unit's writes are durable.
+_Outcome = tuple[LockState, Credential | VerificationFailed | DecryptionError]
 
 
 class _NullSink:
@@ -585,28 +590,111 @@ class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
             raise ConfigurationError(
                 f"factor {factor.name!r} cannot verify codes"
             )  # pragma: no cover
-        candidates = self._candidates(subject, challenge)
-        codes = self._normalize(factor, candidates, code)
+        return self._attempt_code(subject, factor, code, now, challenge)
 
-        charged = self._charge(subject, now, factor=factor.name, challenge_id=challenge.id)
+    def verify_totp(self, subject: Subject, code: str, *, factor: str = "totp") -> Verification:
+        """Check an authenticator-app code without opening a challenge first.
+
+        The fast way to sign in with TOTP: nothing needs to be sent or remembered between
+        showing the form and checking the code, so the whole check is one unit of store
+        work (:meth:`~mfakit.typing.Store.update_subject`). Everything else is as in
+        :meth:`verify`: the attempt is charged against the subject's lockout before the
+        comparison (SECURITY.md 14), every active credential of the factor is tried in
+        constant time within the drift window, and a time step is accepted at most once
+        (SECURITY.md 4). What a challenge adds, and this does not, is its own attempt
+        limit and expiry; the subject's lockout still bounds guessing.
+
+        Args:
+            subject: Who answers.
+            code: What the subject typed ("123 456" is fine).
+            factor: The name of a configured TOTP factor.
+
+        Returns:
+            A :class:`Verification` naming the credential that matched (``challenge_id``
+            is ``None``).
+
+        Raises:
+            InvalidType, MalformedCode: Malformed arguments; nothing charged.
+            ConfigurationError: ``factor`` is not a configured TOTP factor.
+            LockedOut: Too many failures; right and wrong codes alike.
+            InvalidCode, ReplayedCode, NotEnrolled: The attempt failed (and was counted).
+        """
+        if type(subject) is not Subject:
+            subject = self._subject(subject)
+        if not isinstance(code, str):
+            raise InvalidType(f"a code must be str, not {type(code).__name__}")
+        if len(code) > MAX_CODE_INPUT:
+            raise MalformedCode(f"code input longer than {MAX_CODE_INPUT} characters")
+        if not isinstance(factor, str):
+            raise InvalidType(f"factor must be str, not {type(factor).__name__}")
+        return self._attempt_code(subject, self._code_factor(factor), code, self.clock.now())
+
+    def _attempt_code(
+        self,
+        subject: Subject,
+        factor: TOTP,
+        code: str,
+        now: dt.datetime,
+        challenge: Challenge | None = None,
+    ) -> Verification:
+        """Charge, compare and record a TOTP attempt as one store unit.
+
+        Inside the unit, which runs while no other unit of the subject can (so the
+        charge is exact and precedes the comparison, SECURITY.md 14): the subject's
+        lock is checked and charged, the challenge (if any) charged, and the code compared
+        against every active credential of the factor. The unit then writes, all or
+        nothing: on success the advanced credential (its new last step: a replay of the
+        same code loses, SECURITY.md 4), the lock's clean slate and the challenge's
+        deletion (single use); on failure the charged lock and challenge. Events are
+        emitted after the unit, once its writes are durable.
+        """
+        policy = self.lockout
+        challenge_id = None if challenge is None else challenge.id
+        fields: dict[str, object] = {"factor": factor.name}
+        if challenge_id is not None:
+            fields["challenge_id"] = challenge_id
+
+        def work(records: SubjectRecords) -> tuple[Changes, _Outcome]:
+            live = records.challenge
+            if challenge is not None and live is None:
+                raise ChallengeNotFound("the challenge was used or withdrawn meanwhile")
+            bound = None if live is None else live.credential_id
+            candidates = [
+                c
+                for c in records.credentials
+                if c.active and c.factor == factor.name and (bound is None or c.id == bound)
+            ]
+            codes = self._normalize(factor, candidates, code)  # malformed: nothing charged
+            charged = _throttle.charge(records.lock, policy, now)  # LockedOut: nothing charged
+            if live is not None and live.attempts >= live.max_attempts:
+                exhausted = ChallengeNotFound("the challenge has used all its attempts")
+                return Changes(lock=charged, withdraw=live), (charged, exhausted)
+            try:
+                if not candidates:
+                    raise NotEnrolled("subject has no active credential for this factor")
+                matched = self._match_any(factor, candidates, codes, now)
+            except (VerificationFailed, DecryptionError) as exc:
+                counted = None if live is None else live.charged()
+                return Changes(lock=charged, challenge=counted), (charged, exc)
+            settled = _throttle.settled(records.lock)
+            return Changes(lock=settled, credential=matched, withdraw=live), (charged, matched)
+
         try:
-            live = self._charge_challenge(challenge)
-            if not candidates:
-                raise NotEnrolled("subject has no active credential for this factor")
-            matched = self._match_any(factor, candidates, codes, now)
-        except (VerificationFailed, DecryptionError) as exc:
-            self._failed(subject, charged, exc, factor=factor.name, challenge_id=challenge.id)
+            store = self.store
+            charged, outcome = store.update_subject(subject.id, work, challenge_id=challenge_id)
+        except LockedOut:
+            self._emit(EventType.FAILED, subject, reason="LockedOut", **fields)
             raise
-        self._succeeded(subject, charged)
-        # Single use: delete it whatever version a concurrent losing attempt left behind.
-        self._withdraw(live.id, live.version)
-        return self._verified(subject, factor, challenge.id, matched.id, now)
+        if isinstance(outcome, Credential):
+            return self._verified(subject, factor, challenge_id, outcome.id, now)
+        self._failed(subject, charged, outcome, **fields)
+        raise outcome
 
     def _verified(
         self,
         subject: Subject,
         factor: Factor,
-        challenge_id: str,
+        challenge_id: str | None,
         credential_id: str | None,
         now: dt.datetime,
         *,
@@ -664,18 +752,6 @@ class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
             raise error
         return codes
 
-    def _candidates(self, subject: Subject, challenge: Challenge) -> list[Credential]:
-        if challenge.credential_id is not None:
-            credential = self.store.get_credential(challenge.credential_id)
-            found = [] if credential is None else [credential]
-        else:
-            found = list(self.store.list_credentials(subject.id))
-        return [
-            c
-            for c in found
-            if c.active and c.factor == challenge.factor and c.subject_id == subject.id
-        ]
-
     def _charge_challenge(self, challenge: Challenge) -> Challenge:
         store = self.store
         for _ in range(MAX_WRITE_RETRIES):
@@ -707,7 +783,7 @@ class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
             if code is None:
                 continue
             try:
-                return self._apply_code(factor, credential, code, now)
+                return factor.check(credential, code, now=now, keyring=self.keyring)
             except ReplayedCode:
                 replayed = True
             except InvalidCode:

@@ -16,7 +16,16 @@ from typing import Final, Literal
 from mfakit._models import LockState, build_lock_state
 from mfakit.exceptions import ConfigurationError, LockedOut
 
-__all__ = ["NIST_MAX_FAILURES", "Lockout", "charge", "check", "is_locked", "reset", "triggered"]
+__all__ = [
+    "NIST_MAX_FAILURES",
+    "Lockout",
+    "charge",
+    "check",
+    "is_locked",
+    "reset",
+    "settled",
+    "triggered",
+]
 
 #: NIST SP 800-63B 5.2.2: no more than 100 consecutive failed attempts on one account.
 NIST_MAX_FAILURES: Final = 100
@@ -143,4 +152,17 @@ def triggered(charged: LockState, policy: Lockout) -> bool:
 
 def reset(state: LockState) -> LockState:
     """The state after a success or an administrator's unlock: a clean slate."""
+    return build_lock_state(state.subject_id, 0, None, False, 0, state.version + 1)
+
+
+def settled(state: LockState) -> LockState | None:
+    """What a success writes in the same unit that charged it, or ``None`` for nothing.
+
+    Inside one :meth:`~mfakit.typing.Store.update_subject` unit, "charge, then reset on
+    success" is a single write of the clean slate on top of ``state`` (the charge is
+    never visible on its own), and no write at all if ``state`` is clean already.
+    """
+    clean = state.failures == 0 and state.lockouts == 0 and state.locked_until is None
+    if clean and not state.suspended:
+        return None
     return build_lock_state(state.subject_id, 0, None, False, 0, state.version + 1)

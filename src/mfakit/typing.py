@@ -8,15 +8,25 @@ fits, no inheritance needed. mfakit ships implementations of each: :class:`Memor
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-from mfakit._models import Challenge, Credential, Event, LockState, QuotaState
+from mfakit._models import (
+    Challenge,
+    Changes,
+    Credential,
+    Event,
+    LockState,
+    QuotaState,
+    SubjectRecords,
+)
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
 __all__ = ["Clock", "EmailSender", "EventSink", "SMSSender", "Store"]
+
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -79,6 +89,13 @@ class Store(Protocol):
     exact under threads, processes and machines (SECURITY.md 4, 14): the caller reads,
     computes the next state purely, and writes conditionally, retrying on ``False``.
 
+    **Units.** :meth:`update_subject` reads one subject's lock state and credentials (and
+    one challenge), lets the facade decide, and writes the outcome, all as one
+    transaction that no other unit of the same subject interleaves with. It is how a code
+    is charged, compared and recorded in a single round of work (the verification hot
+    path) while the attempt is still charged before anyone learns the comparison's result
+    (SECURITY.md 14).
+
     Reads return the stored record or ``None``; they never return partial records.
     Implementations must be safe to call from many threads. Backends that fail raise
     :class:`mfakit.exceptions.StoreError` (or a subclass), never leave half a write, and
@@ -139,4 +156,43 @@ class Store(Protocol):
 
     def put_quota(self, state: QuotaState) -> bool:
         """Conditionally write ``state`` (see the atomic contract)."""
+        ...
+
+    def update_subject(
+        self,
+        subject_id: str,
+        work: Callable[[SubjectRecords], tuple[Changes, _T]],
+        *,
+        challenge_id: str | None = None,
+    ) -> _T:
+        """Read a subject's records, call ``work`` on them and write its changes, atomically.
+
+        The store reads the subject's lock state, all its credentials and (if
+        ``challenge_id`` is given) that challenge, if it belongs to the subject, calls
+        ``work`` with them, and writes the :class:`~mfakit.Changes` it returns, every one
+        conditionally, in the same transaction. Units of the same subject run one after
+        another: no unit reads records another has not finished writing, so what ``work``
+        decides from the lock state (how many attempts are charged, whether the subject
+        is locked) is exact across threads, processes and machines. Writes made outside a
+        unit (``put_*``) are not held back; the unit's conditional writes detect them.
+
+        ``work`` must be a pure function of its argument: no I/O, no writes. If a write
+        of the changes fails its condition, the store writes none of them and calls
+        ``work`` again on freshly read records (so it may run more than once; only the
+        run whose changes were written counts). An exception from ``work`` leaves
+        everything unwritten and propagates unchanged.
+
+        Args:
+            subject_id: Whose records to read and change.
+            work: Decides the changes from the records; returns ``(changes, result)``.
+            challenge_id: A challenge to read with the subject's records.
+
+        Returns:
+            The ``result`` of the run of ``work`` whose changes were written.
+
+        Raises:
+            StoreError: The backend failed; nothing was written. A change for another
+                subject is refused this way too.
+            ConcurrencyConflict: The changes kept losing to concurrent writes.
+        """
         ...

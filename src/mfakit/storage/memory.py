@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
-from mfakit._models import Challenge, Credential, LockState, QuotaState
+from mfakit._models import Challenge, Changes, Credential, LockState, QuotaState, SubjectRecords
+from mfakit._parts import MAX_WRITE_RETRIES
+from mfakit.exceptions import ConcurrencyConflict, StoreError
 
 __all__ = ["MemoryStore"]
 
 _R = TypeVar("_R", Credential, Challenge, LockState, QuotaState)
+_T = TypeVar("_T")
 
 
 class MemoryStore:
@@ -38,9 +41,7 @@ class MemoryStore:
 
     @staticmethod
     def _cas(table: dict[str, _R], key: str, record: _R) -> bool:
-        current = table.get(key)
-        expected = 0 if current is None else current.version
-        if record.version != expected + 1:
+        if not MemoryStore._fits(table.get(key), record):
             return False
         table[key] = record
         return True
@@ -139,6 +140,72 @@ class MemoryStore:
         """Conditionally write ``state``."""
         with self._lock:
             return self._cas(self._quotas, state.key, state)
+
+    # units -----------------------------------------------------------------------------
+    def update_subject(
+        self,
+        subject_id: str,
+        work: Callable[[SubjectRecords], tuple[Changes, _T]],
+        *,
+        challenge_id: str | None = None,
+    ) -> _T:
+        """Read, decide and write under the store's lock (see :meth:`Store.update_subject`).
+
+        The one lock that makes each ``put_*`` atomic is held for the whole unit, so no
+        other write of any subject interleaves with it.
+        """
+        for _ in range(MAX_WRITE_RETRIES):
+            with self._lock:
+                challenge = None if challenge_id is None else self._challenges.get(challenge_id)
+                if challenge is not None and challenge.subject_id != subject_id:
+                    challenge = None
+                records = SubjectRecords(
+                    self.get_lock_state(subject_id),
+                    tuple(self.list_credentials(subject_id)),
+                    challenge,
+                )
+                changes, result = work(records)
+                if self._apply(subject_id, changes):
+                    return result
+        raise ConcurrencyConflict("update_subject kept losing to concurrent writes")
+
+    def _apply(self, subject_id: str, changes: Changes) -> bool:
+        """Write every change, or none if any one's condition fails (lock held)."""
+        lock, credential = changes.lock, changes.credential
+        challenge, withdraw = changes.challenge, changes.withdraw
+        for record in (lock, credential, challenge, withdraw):
+            if record is not None and record.subject_id != subject_id:
+                raise StoreError("update_subject: a change belongs to another subject")
+        current_credential = None if credential is None else self._credentials.get(credential.id)
+        ok = (
+            (lock is None or self._fits(self._locks.get(subject_id), lock))
+            and (credential is None or self._fits(current_credential, credential))
+            and (current_credential is None or current_credential.subject_id == subject_id)
+            and (challenge is None or self._fits(self._challenges.get(challenge.id), challenge))
+            and (
+                withdraw is None
+                or getattr(self._challenges.get(withdraw.id), "version", None) == withdraw.version
+            )
+        )
+        if not ok:
+            return False
+        if lock is not None:
+            self._locks[subject_id] = lock
+        if credential is not None:
+            self._credentials[credential.id] = credential
+            owned = self._by_subject.get(subject_id, ())
+            if credential.id not in owned:
+                self._by_subject[subject_id] = (*owned, credential.id)
+        if challenge is not None:
+            self._challenges[challenge.id] = challenge
+        if withdraw is not None:
+            del self._challenges[withdraw.id]
+        return True
+
+    @staticmethod
+    def _fits(current: _R | None, record: _R) -> bool:
+        """Whether ``record`` may replace ``current`` under the atomic contract."""
+        return record.version == (0 if current is None else current.version) + 1
 
     # testing aid -----------------------------------------------------------------------
     def dump(self) -> dict[str, list[object]]:

@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -47,8 +49,19 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from mfakit._models import Challenge, Credential, CredentialStatus, LockState, QuotaState
-from mfakit.exceptions import StoreError
+from mfakit._models import (
+    Challenge,
+    Changes,
+    Credential,
+    CredentialStatus,
+    LockState,
+    QuotaState,
+    SubjectRecords,
+    build_credential,
+    build_lock_state,
+)
+from mfakit._parts import MAX_WRITE_RETRIES
+from mfakit.exceptions import ConcurrencyConflict, StoreError
 
 __all__ = ["SCHEMA_VERSION", "SQLStore", "configure_sqlite"]
 
@@ -70,6 +83,12 @@ _MYSQL: Final = frozenset({"mysql", "mariadb"})
 # key). Only these mean "the row exists": SQLSTATE 23000 also covers NOT NULL and other
 # constraint violations, which are real faults.
 _MYSQL_DUPLICATE_KEY: Final = frozenset({1062, 1586})
+# MySQL/MariaDB ER_LOCK_DEADLOCK: InnoDB rolled the transaction back to break a deadlock
+# (two first attempts of one subject both inserting its lock row); nothing was written.
+_MYSQL_DEADLOCK: Final = 1213
+_T = TypeVar("_T")
+#: A conditional write ready to run: statement cache key, prepared statement, parameters.
+_Write = tuple[tuple[Any, ...], Any, dict[str, Any]]
 _SQLITE_PRAGMAS: Final = (
     "PRAGMA busy_timeout=5000",
     "PRAGMA journal_mode=WAL",
@@ -99,6 +118,13 @@ class _Key(sa.types.TypeDecorator[str]):
         if dialect.name in _MYSQL:
             return dialect.type_descriptor(mysql.VARBINARY(self.length * 4))
         return dialect.type_descriptor(sa.String(self.length))
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        # Elsewhere than MySQL the key goes in as it is: no per-value call at all.
+        return super().bind_processor(dialect) if dialect.name in _MYSQL else None
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        return super().result_processor(dialect, coltype) if dialect.name in _MYSQL else None
 
     def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> Any:
         if value is not None and dialect.name in _MYSQL:
@@ -183,6 +209,71 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     return database in ("", ":memory:") or url.query.get("mode") == "memory"
 
 
+class _Raw:
+    """A statement compiled once for one dialect, run on a bare DBAPI cursor.
+
+    :meth:`SQLStore.update_subject` is the verification hot path. SQLAlchemy's
+    ``Connection.execute`` costs about 45 µs per statement on the reference machine, five
+    times what SQLite needs to run one (docs/benchmarks-results.md), so the unit's few
+    statements are compiled by SQLAlchemy once, from the same table definitions and with
+    the same type conversions (bind and result processors of each column type), and sent
+    straight to the driver.
+    """
+
+    __slots__ = ("binds", "converted", "names", "ordered", "results", "returns_rows", "sql")
+
+    def __init__(
+        self, statement: Any, dialect: sa.Dialect, columns: Sequence[sa.Column[Any]] = ()
+    ) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql: str = compiled.string
+        # Positional paramstyles (SQLite's qmark) take a tuple in the compiled order.
+        self.names: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if compiled.positional else None
+        )
+        self.binds: dict[str, Callable[[Any], Any] | None] = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in compiled.binds.items()
+        }
+        self.ordered = tuple((name, self.binds[name]) for name in self.names or ())
+        # Result columns that need converting (the others come from the driver as they are).
+        self.converted: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
+            (index, processor)
+            for index, column in enumerate(columns)
+            if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None))
+        )
+        self.results = tuple(c.name for c in columns)
+        self.returns_rows = bool(columns) or bool(compiled.effective_returning)
+
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        """The driver's parameters for ``values`` (by bind name), converted for the column."""
+        if self.names is None:
+            binds = self.binds
+            return {
+                name: value if (processor := binds[name]) is None else processor(value)
+                for name, value in values.items()
+            }
+        return tuple(
+            [
+                values[name] if processor is None else processor(values[name])
+                for name, processor in self.ordered
+            ]
+        )
+
+    def values(self, row: Sequence[Any]) -> list[Any]:
+        """A result row's values, converted as SQLAlchemy would (in column order)."""
+        converted = list(row)
+        for index, processor in self.converted:
+            value = converted[index]
+            if value is not None:  # every column type maps NULL to None
+                converted[index] = processor(value)
+        return converted
+
+    def row(self, row: Sequence[Any]) -> dict[str, Any]:
+        """A result row as ``{column name: converted value}``."""
+        return dict(zip(self.results, self.values(row), strict=True))
+
+
 class SQLStore:
     """A :class:`~mfakit.typing.Store` in SQL tables, on SQLAlchemy 2 Core.
 
@@ -224,6 +315,7 @@ class SQLStore:
         self._serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         # Prepared statements by shape (see _prepared); a race to fill an entry is benign.
         self._statements: dict[tuple[Any, ...], Any] = {}
+        self._raw_statements: dict[tuple[Any, ...], _Raw] = {}
         if isinstance(url_or_engine, Engine):
             self._engine = url_or_engine
             self._owns_engine = False
@@ -433,15 +525,31 @@ class SQLStore:
         guards: Mapping[str, Any] | None = None,
         on_insert: Callable[[], Mapping[str, Any]] | None = None,
     ) -> bool:
-        """The atomic contract for every table, as one conditional statement.
+        """The atomic contract for every table, as one conditional statement."""
+        if version < 1:
+            return False
+        statement = self._put_statement(table, key, values, version, guards, on_insert)
+        return self._write(operation, statement[1], statement[2])
+
+    def _put_statement(
+        self,
+        table: sa.Table,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any],
+        version: int,
+        guards: Mapping[str, Any] | None = None,
+        on_insert: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> _Write:
+        """The conditional statement that writes version ``version`` of a record.
 
         Version 1 inserts if absent; version ``v`` updates the row whose key matches and
         whose stored version is ``v - 1`` (and whose ``guards`` columns hold the given
         values); anything else writes nothing. ``on_insert`` builds extra INSERT-only
         column expressions (bound to parameters named ``g_<column>`` of ``guards``).
+
+        Returns:
+            The statement's cache key, the prepared statement, and its parameters.
         """
-        if version < 1:
-            return False
         guards = guards or {}
         if version == 1:
             names = (*key, *values)
@@ -450,33 +558,30 @@ class SQLStore:
                 bound = {n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in names}
                 return self._insert(table, {**bound, **(on_insert() if on_insert else {})})
 
-            statement = self._prepared(("insert", table.name, names), build_insert)
+            cache_key: tuple[Any, ...] = ("insert", table.name, names)
+            statement = self._prepared(cache_key, build_insert)
             parameters = {f"v_{n}": v for n, v in {**key, **values}.items()}
             parameters.update({f"g_{n}": v for n, v in guards.items()})
-        else:
+            return cache_key, statement, parameters
 
-            def build_update() -> Any:
-                return (
-                    sa.update(table)
-                    .where(
-                        *(table.c[n] == sa.bindparam(f"k_{n}", type_=table.c[n].type) for n in key),
-                        table.c.version == sa.bindparam("k_previous", type_=sa.Integer()),
-                        *(
-                            table.c[n] == sa.bindparam(f"g_{n}", type_=table.c[n].type)
-                            for n in guards
-                        ),
-                    )
-                    .values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in values})
+        def build_update() -> Any:
+            return (
+                sa.update(table)
+                .where(
+                    *(table.c[n] == sa.bindparam(f"k_{n}", type_=table.c[n].type) for n in key),
+                    table.c.version == sa.bindparam("k_previous", type_=sa.Integer()),
+                    *(table.c[n] == sa.bindparam(f"g_{n}", type_=table.c[n].type) for n in guards),
                 )
-
-            statement = self._prepared(
-                ("update", table.name, tuple(key), tuple(values), tuple(guards)), build_update
+                .values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in values})
             )
-            parameters = {f"k_{n}": v for n, v in key.items()}
-            parameters["k_previous"] = version - 1
-            parameters.update({f"g_{n}": v for n, v in guards.items()})
-            parameters.update({f"v_{n}": v for n, v in values.items()})
-        return self._write(operation, statement, parameters)
+
+        cache_key = ("update", table.name, tuple(key), tuple(values), tuple(guards))
+        statement = self._prepared(cache_key, build_update)
+        parameters = {f"k_{n}": v for n, v in key.items()}
+        parameters["k_previous"] = version - 1
+        parameters.update({f"g_{n}": v for n, v in guards.items()})
+        parameters.update({f"v_{n}": v for n, v in values.items()})
+        return cache_key, statement, parameters
 
     def _by_key(
         self, operation: str, table: sa.Table, column: str, value: str
@@ -492,14 +597,19 @@ class SQLStore:
             return conn.execute(statement, {"k": value}).first()
 
     def _delete_versioned(self, operation: str, table: sa.Table, row_id: str, version: int) -> bool:
+        _, statement = self._delete_statement(table)
+        return self._write(operation, statement, {"k_id": row_id, "k_version": version})
+
+    def _delete_statement(self, table: sa.Table) -> tuple[tuple[Any, ...], Any]:
+        cache_key = ("delete", table.name)
         statement = self._prepared(
-            ("delete", table.name),
+            cache_key,
             lambda: sa.delete(table).where(
                 table.c.id == sa.bindparam("k_id", type_=table.c.id.type),
                 table.c.version == sa.bindparam("k_version", type_=sa.Integer()),
             ),
         )
-        return self._write(operation, statement, {"k_id": row_id, "k_version": version})
+        return cache_key, statement
 
     # schema ----------------------------------------------------------------------------
     def create_schema(self) -> None:
@@ -557,26 +667,16 @@ class SQLStore:
         return found
 
     # credentials -----------------------------------------------------------------------
-    def _credential_values(self, credential: Credential) -> dict[str, Any]:
-        return {
-            "subject_id": credential.subject_id,
-            "tenant": credential.tenant,
-            "factor": credential.factor,
-            "label": credential.label,
-            "status": CredentialStatus(credential.status).value,
-            "created_at": credential.created_at,
-            "expires_at": credential.expires_at,
-            "confirmed_at": credential.confirmed_at,
-            "last_used_at": credential.last_used_at,
-            "counter": credential.counter,
-            "params": _dumps(dict(credential.params), "credential params"),
-            "secret": bytes(credential.secret),
-            "version": credential.version,
-        }
+    def _credential_values(
+        self, credential: Credential, columns: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Column values of ``credential``: all of them, or only ``columns``."""
+        if columns is None:
+            columns = _CREDENTIAL_COLUMNS
+        return {column: _CREDENTIAL_CONVERSIONS[column](credential) for column in columns}
 
     @staticmethod
-    def _credential(row: sa.Row[Any]) -> Credential:
-        m = row._mapping
+    def _credential(m: Mapping[Any, Any]) -> Credential:
         return Credential(
             id=m["id"],
             subject_id=m["subject_id"],
@@ -600,12 +700,18 @@ class SQLStore:
     def get_credential(self, credential_id: str) -> Credential | None:
         """Return the credential with this id, or ``None``."""
         row = self._by_key("get_credential", self._credentials, "id", credential_id)
-        return None if row is None else self._credential(row)
+        return None if row is None else self._credential(row._mapping)
 
     def list_credentials(self, subject_id: str) -> Sequence[Credential]:
         """Return every credential of a subject, oldest first (then in insertion order)."""
+        query = self._list_query()
+        with self._tx("list_credentials") as conn:
+            rows = conn.execute(query, {"k": subject_id}).all()
+        return [self._credential(row._mapping) for row in rows]
+
+    def _list_query(self) -> Any:
         t = self._credentials
-        query = self._prepared(
+        return self._prepared(
             ("list", t.name),
             lambda: (
                 sa.select(*self._credential_columns())
@@ -613,9 +719,6 @@ class SQLStore:
                 .order_by(t.c.created_at, t.c.seq, t.c.id)
             ),
         )
-        with self._tx("list_credentials") as conn:
-            rows = conn.execute(query, {"k": subject_id}).all()
-        return [self._credential(row) for row in rows]
 
     def iter_credentials(self) -> Iterator[Credential]:
         """Yield every credential, read in batches (each its own short transaction).
@@ -632,13 +735,19 @@ class SQLStore:
             with self._tx("iter_credentials") as conn:
                 rows = conn.execute(query).all()
             for row in rows:
-                yield self._credential(row)
+                yield self._credential(row._mapping)
             if len(rows) < _ITER_BATCH:
                 return
             after = rows[-1]._mapping["id"]
 
     def put_credential(self, credential: Credential) -> bool:
         """Conditionally write ``credential`` (see the atomic contract)."""
+        if credential.version < 1:
+            return False
+        _, statement, parameters = self._credential_put(credential)
+        return self._write("put_credential", statement, parameters)
+
+    def _credential_put(self, credential: Credential) -> _Write:
         t = self._credentials
 
         def seq() -> Mapping[str, Any]:
@@ -648,14 +757,13 @@ class SQLStore:
             )
             return {"seq": following.scalar_subquery()}
 
-        return self._put(
-            "put_credential",
+        return self._put_statement(
             t,
             {"id": credential.id},
             self._credential_values(credential),
             credential.version,
-            guards={"subject_id": credential.subject_id},  # an id never changes owner
-            on_insert=seq,
+            {"subject_id": credential.subject_id},  # an id never changes owner
+            seq,
         )
 
     def delete_credential(self, credential_id: str, *, version: int) -> bool:
@@ -687,9 +795,10 @@ class SQLStore:
     def get_challenge(self, challenge_id: str) -> Challenge | None:
         """Return the challenge with this id, or ``None``."""
         row = self._by_key("get_challenge", self._challenges, "id", challenge_id)
-        if row is None:
-            return None
-        m = row._mapping
+        return None if row is None else self._challenge(row._mapping)
+
+    @staticmethod
+    def _challenge(m: Mapping[Any, Any]) -> Challenge:
         return Challenge(
             id=m["id"],
             subject_id=m["subject_id"],
@@ -718,6 +827,14 @@ class SQLStore:
             challenge.version,
         )
 
+    def _challenge_put(self, challenge: Challenge) -> _Write:
+        return self._put_statement(
+            self._challenges,
+            {"id": challenge.id},
+            self._challenge_values(challenge),
+            challenge.version,
+        )
+
     def delete_challenge(self, challenge_id: str, *, version: int) -> bool:
         """Delete the challenge if its stored version is ``version``."""
         return self._delete_versioned("delete_challenge", self._challenges, challenge_id, version)
@@ -732,9 +849,10 @@ class SQLStore:
     def get_lock_state(self, subject_id: str) -> LockState:
         """Return the subject's lock state, or a fresh one (version 0)."""
         row = self._by_key("get_lock_state", self._locks, "subject_id", subject_id)
-        if row is None:
-            return LockState(subject_id)
-        m = row._mapping
+        return LockState(subject_id) if row is None else self._lock_state(row._mapping)
+
+    @staticmethod
+    def _lock_state(m: Mapping[Any, Any]) -> LockState:
         return LockState(
             subject_id=m["subject_id"],
             failures=int(m["failures"]),
@@ -746,6 +864,12 @@ class SQLStore:
 
     def put_lock_state(self, state: LockState) -> bool:
         """Conditionally write ``state`` (see the atomic contract)."""
+        if state.version < 1:
+            return False
+        _, statement, parameters = self._lock_put(state)
+        return self._write("put_lock_state", statement, parameters)
+
+    def _lock_put(self, state: LockState) -> _Write:
         values = {
             "failures": state.failures,
             "locked_until": state.locked_until,
@@ -753,12 +877,8 @@ class SQLStore:
             "lockouts": state.lockouts,
             "version": state.version,
         }
-        return self._put(
-            "put_lock_state",
-            self._locks,
-            {"subject_id": state.subject_id},
-            values,
-            state.version,
+        return self._put_statement(
+            self._locks, {"subject_id": state.subject_id}, values, state.version
         )
 
     # send quotas -----------------------------------------------------------------------
@@ -778,6 +898,315 @@ class SQLStore:
             "version": state.version,
         }
         return self._put("put_quota", self._quotas, {"key": state.key}, values, state.version)
+
+    # units -----------------------------------------------------------------------------
+    def update_subject(
+        self,
+        subject_id: str,
+        work: Callable[[SubjectRecords], tuple[Changes, _T]],
+        *,
+        challenge_id: str | None = None,
+    ) -> _T:
+        """Read, decide and write in one transaction (see :meth:`Store.update_subject`).
+
+        Units of one subject are serialised by a lock taken before anything is read: on
+        SQLite the database's write lock (``BEGIN IMMEDIATE``), elsewhere the row lock on
+        the subject's ``lock_states`` row (``SELECT ... FOR UPDATE``; a subject without
+        one first gets its clean slate, version 1, inserted so that there is a row to
+        lock). Then the credentials and the challenge are read, ``work`` decides, and its
+        changes are written with the same conditional statements as ``put_*``; if one
+        changes no row (a write outside any unit got there first), the transaction is
+        rolled back and the unit runs again. A deadlock or a lost race to insert the
+        lock row (MySQL/MariaDB) is rolled back and retried the same way.
+
+        The statements go straight to the driver (see ``_Raw``): a TOTP sign-in is one
+        pool checkout, one transaction and four or five statements.
+        """
+        for _ in range(MAX_WRITE_RETRIES):
+            with self._serial:
+                written, result = self._unit(subject_id, work, challenge_id)
+            if written:
+                return result  # type: ignore[return-value]
+        raise ConcurrencyConflict("SQLStore.update_subject kept losing to concurrent writes")
+
+    def _unit(
+        self,
+        subject_id: str,
+        work: Callable[[SubjectRecords], tuple[Changes, _T]],
+        challenge_id: str | None,
+    ) -> tuple[bool, _T | None]:
+        """One attempt at a unit: ``(True, result)``, or ``(False, None)`` if rolled back."""
+        driver_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        try:
+            connection = self._engine.raw_connection()
+        except exc.SQLAlchemyError as error:
+            raise _store_error("update_subject", error) from None
+        try:
+            cursor = connection.cursor()
+            try:
+                records = self._read_subject(cursor, subject_id, challenge_id)
+                changes, result = work(records)
+                if self._write_changes(cursor, records, changes):
+                    connection.commit()
+                    return True, result
+            finally:
+                cursor.close()
+            connection.rollback()
+            return False, None
+        except driver_error as error:
+            _abandon(connection, driver_error)
+            if self._lost_race(error):
+                return False, None
+            raise _driver_error("update_subject", error) from None
+        except BaseException:
+            _abandon(connection, driver_error)
+            raise
+        finally:
+            connection.close()  # back to the pool (or discarded, if invalidated)
+
+    def _raw(
+        self,
+        cache_key: tuple[Any, ...],
+        build: Callable[[], Any],
+        columns: Callable[[], Sequence[sa.Column[Any]]] = tuple,
+    ) -> _Raw:
+        """The driver-level form of a statement, compiled on first use (see ``_Raw``)."""
+        raw = self._raw_statements.get(cache_key)
+        if raw is None:
+            compiled = _Raw(build(), self._engine.dialect, columns())
+            raw = self._raw_statements.setdefault(cache_key, compiled)
+        return raw
+
+    def _run(self, cursor: Any, raw: _Raw, values: Mapping[str, Any]) -> bool:
+        """Execute ``raw``; True iff it changed (or, with RETURNING, returned) one row."""
+        cursor.execute(raw.sql, raw.parameters(values))
+        if raw.returns_rows:
+            return len(cursor.fetchall()) == 1
+        return bool(cursor.rowcount == 1)
+
+    def _rows(self, cursor: Any, raw: _Raw, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        cursor.execute(raw.sql, raw.parameters(values))
+        return [raw.row(row) for row in cursor.fetchall()]
+
+    def _locked_lock_state(self, cursor: Any, subject_id: str) -> LockState:
+        """The subject's lock state, read under the lock that serialises its units."""
+        t = self._locks
+        locking = self._dialect != "sqlite"  # SQLite: BEGIN IMMEDIATE locks the database
+        if not locking:
+            cursor.execute("BEGIN IMMEDIATE")
+        select = self._raw(
+            ("unit_lock", t.name),
+            lambda: (
+                sa.select(t)
+                .where(t.c.subject_id == sa.bindparam("k", type_=t.c.subject_id.type))
+                .with_for_update()
+            ),
+            lambda: list(t.c),
+        )
+        cursor.execute(select.sql, select.parameters({"k": subject_id}))
+        found = cursor.fetchall()
+        if found:
+            return _lock_state_from(select.values(found[0]))
+        if not locking:
+            return LockState(subject_id)
+        # No row to lock yet: insert the clean slate (version 1). A concurrent first unit
+        # makes the INSERT wait for it, then do nothing (PostgreSQL), or fail with a
+        # duplicate key or a deadlock (MySQL/MariaDB: rolled back and retried).
+        fresh = LockState(subject_id, version=1)
+        cache_key, statement, parameters = self._lock_put(fresh)
+        if self._run(cursor, self._raw(cache_key, _given(statement)), parameters):
+            return fresh
+        cursor.execute(select.sql, select.parameters({"k": subject_id}))
+        found = cursor.fetchall()
+        return _lock_state_from(select.values(found[0])) if found else fresh
+
+    def _read_subject(
+        self, cursor: Any, subject_id: str, challenge_id: str | None
+    ) -> SubjectRecords:
+        lock = self._locked_lock_state(cursor, subject_id)
+        listing = self._raw(
+            ("list", self._credentials.name), self._list_query, self._credential_columns
+        )
+        cursor.execute(listing.sql, listing.parameters({"k": subject_id}))
+        credentials = tuple(_credential_from(listing.values(row)) for row in cursor.fetchall())
+        challenge = None
+        if challenge_id is not None:
+            c = self._challenges
+            by_id = self._raw(
+                ("select", c.name, "id"),
+                lambda: sa.select(c).where(c.c.id == sa.bindparam("k", type_=c.c.id.type)),
+                lambda: list(c.c),
+            )
+            found = self._rows(cursor, by_id, {"k": challenge_id})
+            if found and found[0]["subject_id"] == subject_id:
+                challenge = self._challenge(found[0])
+        return SubjectRecords(lock, credentials, challenge)
+
+    def _write_changes(self, cursor: Any, records: SubjectRecords, changes: Changes) -> bool:
+        """Write each change conditionally; False as soon as one changes no row.
+
+        An update of a record read in this unit sets only the columns that differ from
+        what was read. That is exact: the UPDATE still requires the version that was read,
+        and a record's content never changes without its version. It keeps a TOTP
+        acceptance to three columns (counter, last use, version) instead of every column,
+        which spares the type conversions and, on SQLite, the index entries of unchanged
+        indexed columns.
+        """
+        subject_id = records.lock.subject_id
+        writes: list[_Write] = []
+        for record in (changes.lock, changes.credential, changes.challenge, changes.withdraw):
+            if record is not None and record.subject_id != subject_id:
+                raise StoreError("SQLStore.update_subject: a change belongs to another subject")
+        if changes.lock is not None:
+            writes.append(self._lock_put(changes.lock))
+        credential = changes.credential
+        if credential is not None:
+            read = next((c for c in records.credentials if c.id == credential.id), None)
+            if read is None or credential.version != read.version + 1:
+                writes.append(self._credential_put(credential))
+            else:
+                values = self._credential_values(
+                    credential,
+                    [
+                        column
+                        for column in _CREDENTIAL_COLUMNS
+                        if column == "version"
+                        or getattr(credential, column) != getattr(read, column)
+                    ],
+                )
+                writes.append(
+                    self._put_statement(
+                        self._credentials,
+                        {"id": credential.id},
+                        values,
+                        credential.version,
+                        {"subject_id": subject_id},
+                    )
+                )
+        challenge = changes.challenge
+        if challenge is not None:
+            read_challenge = records.challenge
+            if read_challenge is None or read_challenge.id != challenge.id:
+                writes.append(self._challenge_put(challenge))
+            elif challenge.version == read_challenge.version + 1:
+                values = _changed(
+                    self._challenge_values(challenge), self._challenge_values(read_challenge)
+                )
+                writes.append(
+                    self._put_statement(
+                        self._challenges, {"id": challenge.id}, values, challenge.version
+                    )
+                )
+            else:
+                return False  # not the next version of the challenge read: it cannot fit
+        if changes.withdraw is not None:
+            cache_key, statement = self._delete_statement(self._challenges)
+            parameters = {"k_id": changes.withdraw.id, "k_version": changes.withdraw.version}
+            writes.append((cache_key, statement, parameters))
+        for cache_key, statement, parameters in writes:
+            if not self._run(cursor, self._raw(cache_key, _given(statement)), parameters):
+                return False
+        return True
+
+    def _lost_race(self, error: Exception) -> bool:
+        """Whether a driver error means "rolled back, nothing written, run it again"."""
+        if self._dialect in _MYSQL:
+            args: tuple[Any, ...] = getattr(error, "args", ())
+            return bool(args) and args[0] in (_MYSQL_DEADLOCK, *_MYSQL_DUPLICATE_KEY)
+        code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        return code in _LOST_RACE
+
+
+#: Every column of the credentials table but the key and ``seq``, in field order, and how
+#: each is computed from a :class:`Credential`.
+_CREDENTIAL_CONVERSIONS: Final[dict[str, Callable[[Credential], Any]]] = {
+    "subject_id": lambda c: c.subject_id,
+    "tenant": lambda c: c.tenant,
+    "factor": lambda c: c.factor,
+    "label": lambda c: c.label,
+    "status": lambda c: CredentialStatus(c.status).value,
+    "created_at": lambda c: c.created_at,
+    "expires_at": lambda c: c.expires_at,
+    "confirmed_at": lambda c: c.confirmed_at,
+    "last_used_at": lambda c: c.last_used_at,
+    "counter": lambda c: c.counter,
+    "params": lambda c: _dumps(dict(c.params), "credential params"),
+    "secret": lambda c: bytes(c.secret),
+    "version": lambda c: c.version,
+}
+_CREDENTIAL_COLUMNS: Final = tuple(_CREDENTIAL_CONVERSIONS)
+
+
+def _given(statement: Any) -> Callable[[], Any]:
+    return lambda: statement
+
+
+def _params(text: str) -> Mapping[str, Any]:
+    """Stored credential params, read-only; flat ones are parsed once per distinct text."""
+    shared = _flat_params(text)
+    return shared if shared is not None else MappingProxyType(json.loads(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _flat_params(text: str) -> Mapping[str, Any] | None:
+    # Shared between credentials only when no value is itself mutable (a list, a dict).
+    parsed = json.loads(text)
+    if any(isinstance(value, list | dict) for value in parsed.values()):
+        return None
+    return MappingProxyType(parsed)
+
+
+def _lock_state_from(v: Sequence[Any]) -> LockState:
+    """A lock state from the converted values of a ``lock_states`` row (field order)."""
+    return build_lock_state(v[0], int(v[1]), v[2], bool(v[3]), int(v[4]), int(v[5]))
+
+
+def _credential_from(v: Sequence[Any]) -> Credential:
+    """A credential from the converted values of a row of ``_credential_columns()``.
+
+    Those columns are in the order of :class:`Credential`'s fields, so the record is built
+    positionally, without ``__init__`` (this runs on every verification).
+    """
+    return build_credential(
+        v[0],
+        v[1],
+        v[2],
+        v[3],
+        v[4],
+        CredentialStatus(v[5]),
+        v[6],
+        v[7],
+        v[8],
+        v[9],
+        int(v[10]),
+        _params(v[11]),
+        bytes(v[12]),
+        int(v[13]),
+    )
+
+
+def _changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of ``new`` whose values differ from ``old`` (and always ``version``)."""
+    return {
+        name: value for name, value in new.items() if name == "version" or old.get(name) != value
+    }
+
+
+def _abandon(connection: Any, driver_error: type[Exception]) -> None:
+    """Roll back after a failure; a connection that cannot even do that is discarded."""
+    try:
+        connection.rollback()
+    except driver_error:
+        connection.invalidate()
+
+
+def _driver_error(operation: str, error: Exception) -> StoreError:
+    """Like :func:`_store_error`, for an error raised by the driver itself."""
+    detail = type(error).__name__
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if isinstance(code, str) and code:
+        detail += f" (SQLSTATE {code})"
+    return StoreError(f"SQLStore.{operation} failed: {detail}")
 
 
 def _sqlstate(error: exc.DBAPIError) -> str | None:

@@ -43,24 +43,34 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, Error, IntegrityError, connections, transaction
-from django.db.models import Manager, Model, QuerySet, Subquery, Value
+from django.db.models import F, Manager, Model, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from mfakit._models import Challenge, Credential, CredentialStatus, LockState, QuotaState
-from mfakit.exceptions import StoreError
+from mfakit._models import (
+    Challenge,
+    Changes,
+    Credential,
+    CredentialStatus,
+    LockState,
+    QuotaState,
+    SubjectRecords,
+)
+from mfakit._parts import MAX_WRITE_RETRIES
+from mfakit.exceptions import ConcurrencyConflict, StoreError
 
 if TYPE_CHECKING:
-    from mfakit.contrib.django.models import ChallengeRecord, CredentialRecord
+    from mfakit.contrib.django.models import ChallengeRecord, CredentialRecord, LockStateRecord
 
 __all__ = ["DjangoStore"]
 
 _M = TypeVar("_M", bound=Model)
+_T = TypeVar("_T")
 
 _UTC: Final = dt.timezone.utc
 _ITER_BATCH: Final = 500
@@ -460,8 +470,10 @@ class DjangoStore:
         self._check()
         with self._errors("get_lock_state"):
             row = self._objects(LockStateRecord).filter(pk=subject_id).first()
-        if row is None:
-            return LockState(subject_id)
+        return LockState(subject_id) if row is None else self._lock_state(row)
+
+    @staticmethod
+    def _lock_state(row: LockStateRecord) -> LockState:
         return LockState(
             subject_id=row.subject_id,
             failures=int(row.failures),
@@ -521,3 +533,69 @@ class DjangoStore:
             return self._insert("put_quota", QuotaRecord(key=state.key, **values))
         query = self._objects(QuotaRecord).filter(pk=state.key, version=state.version - 1)
         return self._update("put_quota", query, values)
+
+    # units -----------------------------------------------------------------------------
+    def update_subject(
+        self,
+        subject_id: str,
+        work: Callable[[SubjectRecords], tuple[Changes, _T]],
+        *,
+        challenge_id: str | None = None,
+    ) -> _T:
+        """Read, decide and write in one transaction (see :meth:`Store.update_subject`).
+
+        Units of one subject are serialised by locking the subject's lock-state row first
+        (``select_for_update``; on SQLite, which has no row locks, a no-op ``UPDATE`` of
+        that row takes the database's write lock). A subject without that row first gets
+        its clean slate (version 1) inserted, so that there is one to lock. The changes
+        are written with the ``put_*`` statements inside the same ``transaction.atomic``;
+        if one changes no row, the transaction is rolled back and the unit runs again.
+        """
+        self._check()
+        for _ in range(MAX_WRITE_RETRIES):
+            try:
+                with transaction.atomic(using=self._using):
+                    records = self._read_subject(subject_id, challenge_id)
+                    changes, result = work(records)
+                    if not self._write_changes(subject_id, changes):
+                        raise _RolledBack
+            except _RolledBack:
+                continue
+            return result
+        raise ConcurrencyConflict("DjangoStore.update_subject kept losing to concurrent writes")
+
+    def _read_subject(self, subject_id: str, challenge_id: str | None) -> SubjectRecords:
+        from mfakit.contrib.django.models import LockStateRecord
+
+        query = self._objects(LockStateRecord).filter(pk=subject_id)
+        with self._errors("update_subject"):
+            if connections[self._using].features.has_select_for_update:
+                row = query.select_for_update().first()
+            else:
+                row = query.first() if query.update(version=F("version")) else None
+        if row is not None:
+            lock = self._lock_state(row)
+        else:
+            lock = LockState(subject_id, version=1)
+            if not self.put_lock_state(lock):
+                raise _RolledBack  # a concurrent first unit inserted it: start again
+        challenge = None if challenge_id is None else self.get_challenge(challenge_id)
+        if challenge is not None and challenge.subject_id != subject_id:
+            challenge = None
+        return SubjectRecords(lock, tuple(self.list_credentials(subject_id)), challenge)
+
+    def _write_changes(self, subject_id: str, changes: Changes) -> bool:
+        for record in (changes.lock, changes.credential, changes.challenge, changes.withdraw):
+            if record is not None and record.subject_id != subject_id:
+                raise StoreError("DjangoStore.update_subject: a change belongs to another subject")
+        withdraw = changes.withdraw
+        return (
+            (changes.lock is None or self.put_lock_state(changes.lock))
+            and (changes.credential is None or self.put_credential(changes.credential))
+            and (changes.challenge is None or self.put_challenge(changes.challenge))
+            and (withdraw is None or self.delete_challenge(withdraw.id, version=withdraw.version))
+        )
+
+
+class _RolledBack(Exception):
+    """Raised inside a unit's ``transaction.atomic`` to roll it back and run it again."""
