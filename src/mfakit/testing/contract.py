@@ -11,7 +11,10 @@ returns a fresh, empty store; pytest then runs every check below against it::
             return MyStore(...)
 
 The checks cover the atomic conditional-write contract (including races between threads),
-exact round-tripping of every field, ownership and isolation between subjects.
+exact round-tripping of every field, ownership and isolation between subjects, and
+:meth:`~mfakit.typing.Store.update_subject` units: what they read, that their changes are
+written all or nothing, that a unit whose ``work`` fails writes nothing, and that units of
+one subject never interleave.
 """
 
 from __future__ import annotations
@@ -24,7 +27,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mfakit._models import Challenge, Credential, CredentialStatus, LockState, QuotaState
+from mfakit._models import (
+    Challenge,
+    Changes,
+    Credential,
+    CredentialStatus,
+    LockState,
+    QuotaState,
+    SubjectRecords,
+)
+from mfakit.exceptions import StoreError
 from mfakit.typing import Store
 
 __all__ = ["StoreContract"]
@@ -277,3 +289,155 @@ class StoreContract:
         final = store.get_lock_state("s1")
         assert final.failures == THREADS * per_thread
         assert final.version == THREADS * per_thread
+
+    # units (update_subject) ------------------------------------------------------------
+    def test_unit_reads_the_subjects_records_and_writes_its_changes(self, store: Store) -> None:
+        credential = make_credential()
+        lock = LockState("s1", failures=2, version=1)
+        challenge = make_challenge()
+        assert store.put_credential(credential)
+        assert store.put_credential(make_credential("cr_other", "s2"))
+        assert store.put_lock_state(lock)
+        assert store.put_challenge(challenge)
+        seen: list[SubjectRecords] = []
+
+        def work(records: SubjectRecords) -> tuple[Changes, str]:
+            seen.append(records)
+            return Changes(
+                lock=dataclasses.replace(records.lock, failures=0, version=2),
+                credential=dataclasses.replace(credential, counter=5, version=2),
+                withdraw=records.challenge,
+            ), "decided"
+
+        assert store.update_subject("s1", work, challenge_id="ch_1") == "decided"
+        assert len(seen) == 1
+        assert seen[0] == SubjectRecords(lock, (credential,), challenge)
+        assert store.get_lock_state("s1") == dataclasses.replace(lock, failures=0, version=2)
+        assert store.get_credential("cr_1") == dataclasses.replace(credential, counter=5, version=2)
+        assert store.get_challenge("ch_1") is None
+        other = store.get_credential("cr_other")
+        assert other is not None
+        assert other.version == 1
+
+    def test_unit_updates_a_challenge(self, store: Store) -> None:
+        assert store.put_challenge(make_challenge())
+
+        def work(records: SubjectRecords) -> tuple[Changes, None]:
+            assert records.challenge is not None
+            return Changes(challenge=records.challenge.charged()), None
+
+        store.update_subject("s1", work, challenge_id="ch_1")
+        loaded = store.get_challenge("ch_1")
+        assert loaded is not None
+        assert (loaded.attempts, loaded.version) == (1, 2)
+        assert loaded == make_challenge().charged()
+
+    def test_unit_of_a_subject_without_records(self, store: Store) -> None:
+        seen: list[SubjectRecords] = []
+
+        def work(records: SubjectRecords) -> tuple[Changes, None]:
+            seen.append(records)
+            lock = records.lock
+            return Changes(
+                lock=dataclasses.replace(lock, failures=1, version=lock.version + 1)
+            ), None
+
+        store.update_subject("nobody", work, challenge_id="ch_missing")
+        (records,) = seen
+        assert records.credentials == ()
+        assert records.challenge is None
+        # A clean slate: never stored (version 0), or created by the store so that it has a
+        # row to lock (version 1).
+        assert dataclasses.replace(records.lock, version=0) == LockState("nobody")
+        assert records.lock.version in (0, 1)
+        assert store.get_lock_state("nobody").failures == 1
+
+    def test_unit_does_not_read_another_subjects_challenge(self, store: Store) -> None:
+        assert store.put_challenge(make_challenge("ch_bob", "bob"))
+        seen: list[SubjectRecords] = []
+
+        def work(records: SubjectRecords) -> tuple[Changes, None]:
+            seen.append(records)
+            return Changes(), None
+
+        store.update_subject("alice", work, challenge_id="ch_bob")
+        assert seen[0].challenge is None
+        assert store.get_challenge("ch_bob") == make_challenge("ch_bob", "bob")
+
+    def test_unit_refuses_a_change_for_another_subject(self, store: Store) -> None:
+        bobs = make_credential("cr_bob", "bob")
+        assert store.put_credential(bobs)
+        assert store.put_lock_state(LockState("alice", failures=3, version=1))
+
+        def work(records: SubjectRecords) -> tuple[Changes, None]:
+            return Changes(
+                lock=dataclasses.replace(
+                    records.lock, failures=0, version=records.lock.version + 1
+                ),
+                credential=dataclasses.replace(bobs, counter=99, version=2),
+            ), None
+
+        with pytest.raises(StoreError):
+            store.update_subject("alice", work)
+        assert store.get_credential("cr_bob") == bobs
+        assert store.get_lock_state("alice").failures == 3  # nothing of the unit written
+
+    def test_unit_whose_work_raises_writes_nothing(self, store: Store) -> None:
+        class Refused(Exception):
+            pass
+
+        def work(records: SubjectRecords) -> tuple[Changes, None]:
+            raise Refused("no")
+
+        with pytest.raises(Refused):
+            store.update_subject("fresh", work)
+        # Not even the row a store may create to lock a subject without one.
+        assert store.get_lock_state("fresh") == LockState("fresh")
+
+    def test_unit_changes_are_all_or_nothing(self, store: Store) -> None:
+        credential = make_credential()
+        assert store.put_credential(credential)
+        calls: list[SubjectRecords] = []
+
+        def work(records: SubjectRecords) -> tuple[Changes, int]:
+            calls.append(records)
+            lock = records.lock
+            # The first run's credential change does not fit (a version too far): none of
+            # that run may be written, not even its lock change.
+            version = 7 if len(calls) == 1 else 2
+            return Changes(
+                lock=dataclasses.replace(
+                    lock, failures=lock.failures + 1, version=lock.version + 1
+                ),
+                credential=dataclasses.replace(credential, counter=1, version=version),
+            ), len(calls)
+
+        assert store.update_subject("s1", work) == 2
+        assert calls[1].lock == calls[0].lock  # the first run's lock write was rolled back
+        assert store.get_lock_state("s1").failures == 1
+        loaded = store.get_credential("cr_1")
+        assert loaded is not None
+        assert (loaded.counter, loaded.version) == (1, 2)
+
+    def test_racing_units_of_one_subject_never_interleave(self, store: Store) -> None:
+        seen_failures: list[int] = []
+        lock = threading.Lock()
+
+        def work(records: SubjectRecords) -> tuple[Changes, int]:
+            state = records.lock
+            return Changes(
+                lock=dataclasses.replace(
+                    state, failures=state.failures + 1, version=state.version + 1
+                )
+            ), state.failures
+
+        def run(_: int) -> bool:
+            seen = store.update_subject("s1", work)
+            with lock:
+                seen_failures.append(seen)
+            return True
+
+        assert all(_race(THREADS, run))
+        # Each written run saw the state the previous one left: 0, 1, ..., 31 exactly once.
+        assert sorted(seen_failures) == list(range(THREADS))
+        assert store.get_lock_state("s1").failures == THREADS
