@@ -6,7 +6,9 @@ to the DBAPI connection, past SQLAlchemy's execution events, so tests and benchm
 count, explain or interrupt a sign-in's statements watch the driver instead:
 
 * SQLite (``sqlite3``): the connection's trace callback, which receives each statement as
-  SQLite runs it, parameters inlined, ``BEGIN`` and ``COMMIT`` included.
+  SQLite runs it, parameters inlined, ``BEGIN`` and ``COMMIT`` included. Connections are
+  watched from their checkout on: SQLStore keeps one SQLite connection per thread for its
+  units, opened at the thread's first unit, so start the spy before that.
 * PostgreSQL (``psycopg``): ``Cursor.execute`` and ``Connection.commit`` are wrapped for
   the duration, and report only for connections checked out of the spied engine's pool.
   The hook runs *before* the statement or commit reaches the server, so it can kill the

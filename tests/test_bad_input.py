@@ -198,6 +198,14 @@ def verify_code(w: World, v: object) -> object:
     return w.api.verify(w.alice, w.alice_ch, v)
 
 
+def verify_totp_code(w: World, v: object) -> object:
+    return w.api.verify_totp(w.alice, v)
+
+
+def verify_totp_factor(w: World, v: object) -> object:
+    return w.api.verify_totp(w.alice, w.alice_code, factor=v)
+
+
 def confirm_code(w: World, v: object) -> object:
     return w.api.confirm(w.alice, w.alice_pending, v)
 
@@ -270,6 +278,8 @@ def subject_at(method: str) -> Call:
         api = w.api
         if method == "verify":
             return api.verify(v, w.alice_ch, w.alice_code)
+        if method == "verify_totp":
+            return api.verify_totp(v, w.alice_code)
         if method == "confirm":
             return api.confirm(v, w.alice_pending, w.pending_code)
         if method == "challenge":
@@ -396,6 +406,7 @@ SUBJECT_VALUES: Final[list[tuple[str, object]]] = [
 ]
 SUBJECT_METHODS: Final = [
     "verify",
+    "verify_totp",
     "confirm",
     "challenge",
     "enroll",
@@ -441,6 +452,15 @@ FACTOR_CASES: Final[list[tuple[str, type[MFAError], object, Call]]] = [
     ("enroll-int", InvalidType, 5, enroll_setup),
     ("enroll-bytes", InvalidType, b"totp", enroll_setup),
     ("enroll-dict", InvalidType, {"factor": "totp"}, enroll_setup),
+    ("verify_totp-sms", ConfigurationError, "sms", verify_totp_factor),
+    ("verify_totp-empty", ConfigurationError, "", verify_totp_factor),
+    ("verify_totp-upper-case", ConfigurationError, "TOTP", verify_totp_factor),
+    ("verify_totp-trailing-space", ConfigurationError, "totp ", verify_totp_factor),
+    ("verify_totp-None", InvalidType, None, verify_totp_factor),
+    ("verify_totp-int", InvalidType, 5, verify_totp_factor),
+    ("verify_totp-bytes", InvalidType, b"totp", verify_totp_factor),
+    ("verify_totp-list", InvalidType, ["totp"], verify_totp_factor),
+    ("verify_totp-dict", InvalidType, {"totp": 1}, verify_totp_factor),
 ]
 
 SETUP_CASES: Final[list[tuple[str, type[MFAError], object, Call]]] = [
@@ -511,6 +531,13 @@ def all_cases() -> list[Any]:
             pytest.param(
                 Case(expected, from_code(transform, "verify"), verify_code),
                 id=f"verify-code-{name}",
+            )
+        )
+        # verify_totp takes the same codes and must refuse them the same way, uncharged
+        params.append(
+            pytest.param(
+                Case(expected, from_code(transform, "verify"), verify_totp_code),
+                id=f"verify_totp-code-{name}",
             )
         )
         if name in CONFIRM_CODE_IDS:
@@ -613,6 +640,11 @@ def test_a_huge_code_is_refused_fast() -> None:
     assert "\u0661\u0661\u0661" not in str(info.value)
     with pytest.raises(MalformedCode):
         world.mfa.confirm(world.alice, world.alice_pending, huge)
+    before = world.snapshot()
+    with pytest.raises(MalformedCode) as info:
+        world.mfa.verify_totp(world.alice, huge)
+    assert "\u0661\u0661\u0661" not in str(info.value)
+    assert world.snapshot() == before
 
 
 # ------------------------------------------------------------------------------------------
@@ -732,6 +764,38 @@ def test_accepted_spellings_of_a_wrong_code_are_charged(spell: Callable[[str], s
     assert world.store.get_lock_state("alice").failures == 1
     [event] = world.events.of_type(EventType.FAILED)
     assert event.reason == "InvalidCode"
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        pytest.param(lambda c: c.translate(FULL_WIDTH), id="full-width"),
+        pytest.param(lambda c: f"{c[:3]} {c[3:]}", id="grouped"),
+    ],
+)
+def test_spellings_without_a_challenge_verify_or_are_charged(spell: Callable[[str], str]) -> None:
+    """verify_totp normalises like verify: a well-formed wrong code is a real attempt."""
+    world = build_world()
+    with pytest.raises(InvalidCode):
+        world.mfa.verify_totp(world.alice, spell(wrong_code_for(world)))
+    assert world.store.get_lock_state("alice").failures == 1
+    assert [e.reason for e in world.events.of_type(EventType.FAILED)] == ["InvalidCode"]
+    proof = world.mfa.verify_totp(world.alice, spell(world.alice_code))
+    assert (proof.credential_id, proof.challenge_id) == (world.alice_cred, None)
+    assert world.store.get_lock_state("alice").failures == 0
+
+
+@pytest.mark.parametrize("typed", ["", "12345", "1234567", "٣٤٥٦٧٨"])
+def test_malformed_code_while_locked_changes_nothing(typed: str) -> None:
+    """Malformed input is answered as such even while locked: no charge, no event."""
+    world = build_world(Lockout(max_failures=1, mode="suspend"))
+    with pytest.raises(InvalidCode):
+        world.mfa.verify_totp(world.alice, wrong_code_for(world))
+    assert world.store.get_lock_state("alice").suspended
+    before = world.snapshot()
+    with pytest.raises(MalformedCode):
+        world.mfa.verify_totp(world.alice, typed)
+    assert world.snapshot() == before
 
 
 def wrong_code_for(world: World) -> str:
@@ -865,3 +929,49 @@ def test_oracle_agrees_on_the_documented_examples() -> None:
     assert normalises_to("123\n456") is None
     assert normalises_to("1" * 65) is None
     assert LockState("x").failures == 0
+
+
+@PROPERTY
+@given(
+    raw=st.one_of(st.text(max_size=80), digit_soup, six_digits),
+    real_step=st.sampled_from([None, None, -1, 0, 1]),
+    lead=decorations,
+    mid=decorations,
+    trail=decorations,
+)
+def test_any_text_as_a_code_without_a_challenge_gets_a_typed_answer(
+    raw: str, real_step: int | None, lead: str, mid: str, trail: str
+) -> None:
+    """The property above for ``verify_totp``: only well-formed codes are ever charged."""
+    world = build_world(Lockout.nist())
+    if real_step is not None:
+        code = world.code(world.alice_secret, real_step)
+        raw = lead + code[:3] + mid + code[3:] + trail
+    before_state = world.store.get_lock_state("alice")
+    before = world.snapshot()
+    normalised = normalises_to(raw)
+    accepted = {world.code(world.alice_secret, k) for k in (0, 1)}
+    replayed = world.code(world.alice_secret, -1)  # the step the used challenge consumed
+
+    try:
+        outcome: object = world.mfa.verify_totp(world.alice, raw)
+    except MFAError as exc:
+        outcome = exc
+    for message in (str(outcome), getattr(outcome, "public_message", "")):
+        for secret in world.secrets():
+            assert secret not in message
+    state = world.store.get_lock_state("alice")
+
+    event(type(outcome).__name__)
+    if normalised is None:
+        assert type(outcome) is MalformedCode
+        assert world.snapshot() == before
+    elif normalised in accepted:
+        assert isinstance(outcome, Verification)
+        assert outcome.challenge_id is None
+        assert state.failures == 0
+    else:
+        assert type(outcome) is (ReplayedCode if normalised == replayed else InvalidCode)
+        assert state == dataclasses.replace(
+            before_state, failures=before_state.failures + 1, version=before_state.version + 1
+        )

@@ -441,3 +441,197 @@ def test_parallel_guesses_with_the_right_code_among_them() -> None:
         assert state.suspended == (state.failures == 5)
         rig.mfa.unlock(ALICE, actor="admin")
         rig.clock.advance(30)
+
+
+# ------------------------------------------------------------------------------------------
+# verify_totp: the same races without challenges (one Store.update_subject unit each)
+# ------------------------------------------------------------------------------------------
+def submit_totp(mfa: MFA, codes: list[str]) -> Callable[[int], Verification]:
+    """The attempt of thread ``i``: ``verify_totp`` with its code (a list of one repeats)."""
+
+    def attempt(i: int) -> Verification:
+        return mfa.verify_totp(ALICE, codes[i % len(codes)])
+
+    return attempt
+
+
+def test_same_code_without_challenges_succeeds_exactly_once() -> None:
+    """32 threads race one code through ``verify_totp``, 20 rounds (SECURITY.md 4).
+
+    Each round: one Verification and 31 ReplayedCode; every attempt compared once and every
+    loser charged exactly once (31 charges with contiguous versions, none lost); the
+    credential advanced by exactly one write. Units of a subject run one after another, so
+    the winner's unit resets whatever was charged before it (one write, and none when
+    nothing was) and the failures left are exactly the losers that came after it.
+    """
+    rig = make_race_rig(Lockout(max_failures=100, mode="suspend"))
+    credential_id, secret = enroll_for_race(rig, ALICE)
+    for _ in range(ROUNDS):
+        now = rig.clock.now()
+        code = totp_now(secret, now)
+        before_state = rig.mfa.lock_state(ALICE)
+        before_credential = rig.store.get_credential(credential_id)
+        assert before_credential is not None
+        writes_before = len(rig.store.lock_writes)
+        checks_before = rig.factor.checks
+        rig.events.clear()
+
+        outcomes = race(THREADS, submit_totp(rig.mfa, [code]))
+
+        assert kinds(outcomes) == {"Verification": 1, "ReplayedCode": THREADS - 1}
+        [winner] = [o for o in outcomes if isinstance(o, Verification)]
+        assert (winner.credential_id, winner.challenge_id) == (credential_id, None)
+        assert winner.verified_at == now
+        assert rig.factor.checks - checks_before == THREADS  # each attempt compared once
+        credential = rig.store.get_credential(credential_id)
+        assert credential is not None
+        assert credential.counter == step_of(now)
+        assert credential.version == before_credential.version + 1  # one accepted write
+
+        writes = sorted(rig.store.lock_writes[writes_before:], key=lambda s: s.version)
+        assert [w.version for w in writes] == list(
+            range(before_state.version + 1, before_state.version + 1 + len(writes))
+        )
+        resets = [i for i, w in enumerate(writes) if w.failures == 0]
+        charges = [w for w in writes if w.failures != 0]
+        assert len(charges) == THREADS - 1  # every loser charged exactly once
+        previous = before_state.failures
+        for w in writes:
+            assert w.failures in (0, previous + 1)
+            previous = w.failures
+        state = rig.mfa.lock_state(ALICE)
+        assert state == writes[-1]
+        if resets:
+            [reset_at] = resets  # the winner's unit, after `reset_at` losers
+            assert before_state.failures + reset_at > 0
+            assert state.failures == THREADS - 1 - reset_at
+        else:  # the winner went first on a clean slate: it had nothing to write
+            assert before_state.failures == 0
+            assert state.failures == THREADS - 1
+        assert not state.suspended
+
+        [verified] = rig.events.of_type(EventType.VERIFIED)
+        assert (verified.credential_id, verified.challenge_id) == (credential_id, None)
+        failed = rig.events.of_type(EventType.FAILED)
+        assert [e.reason for e in failed] == ["ReplayedCode"] * (THREADS - 1)
+        assert rig.store.dump()["challenges"] == []
+        rig.clock.advance(30)
+
+
+def test_parallel_wrong_codes_without_challenges_are_all_counted() -> None:
+    """N parallel wrong guesses through ``verify_totp`` count N; the cap still holds."""
+    rig = make_race_rig(Lockout(max_failures=100, mode="suspend"))
+    _, secret = enroll_for_race(rig, ALICE)
+    for round_ in range(3):
+        wrong = bad_code_for(secret, rig.clock.now())
+        before = rig.mfa.lock_state(ALICE)
+        checks_before = rig.factor.checks
+        rig.events.clear()
+
+        outcomes = race(THREADS, submit_totp(rig.mfa, [wrong]))
+
+        assert kinds(outcomes) == {"InvalidCode": THREADS}
+        after = rig.mfa.lock_state(ALICE)
+        assert after.failures == before.failures + THREADS == THREADS * (round_ + 1)
+        assert after.version == before.version + THREADS
+        assert rig.factor.checks - checks_before == THREADS
+        failed = rig.events.of_type(EventType.FAILED)
+        assert [e.reason for e in failed] == ["InvalidCode"] * THREADS
+
+    # 96 so far: the next burst may only spend the 4 attempts left before the cap
+    wrong = bad_code_for(secret, rig.clock.now())
+    checks_before = rig.factor.checks
+    outcomes = race(THREADS, submit_totp(rig.mfa, [wrong]))
+    assert kinds(outcomes) == {"InvalidCode": 4, "LockedOut": THREADS - 4}
+    assert rig.factor.checks - checks_before == 4
+    state = rig.mfa.lock_state(ALICE)
+    assert (state.failures, state.suspended) == (100, True)
+
+
+@pytest.mark.parametrize("mode", ["suspend", "backoff"])
+def test_parallel_guesses_without_challenges_never_exceed_the_limit(mode: str) -> None:
+    """64 parallel wrong codes via ``verify_totp``, limit 5: exactly 5 compared (SECURITY.md 14).
+
+    Without a challenge there is no per-challenge attempt limit to fall back on: the
+    subject's lockout alone must bound the guesses.
+    """
+    threads = 64
+    rig = make_race_rig(Lockout(max_failures=5, mode=mode))  # type: ignore[arg-type]
+    credential_id, secret = enroll_for_race(rig, ALICE)
+    for _ in range(5):
+        wrong = bad_code_for(secret, rig.clock.now())
+        rig.events.clear()
+        checks_before = rig.factor.checks
+        before = rig.mfa.lock_state(ALICE)
+        credential_before = rig.store.get_credential(credential_id)
+
+        outcomes = race(threads, submit_totp(rig.mfa, [wrong]))
+
+        assert kinds(outcomes) == {"InvalidCode": 5, "LockedOut": threads - 5}
+        assert rig.factor.checks - checks_before == 5  # charged before compared
+        state = rig.mfa.lock_state(ALICE)
+        assert state.failures == 5
+        assert state.version == before.version + 5
+        if mode == "suspend":
+            assert state.suspended
+        else:
+            assert state.locked_until == rig.clock.now() + dt.timedelta(seconds=30)
+        refused = [o for o in outcomes if isinstance(o, LockedOut)]
+        assert {(o.retry_at, o.suspended, str(o), o.public_message) for o in refused} == {
+            (state.locked_until, state.suspended, str(refused[0]), refused[0].public_message)
+        }
+        assert rig.store.get_credential(credential_id) == credential_before
+        failed = rig.events.of_type(EventType.FAILED)
+        assert len(failed) == threads  # every attempt audited (SECURITY.md 37)
+        assert sorted(e.reason or "" for e in failed) == sorted(
+            ["InvalidCode"] * 5 + ["LockedOut"] * (threads - 5)
+        )
+        assert all(e.challenge_id is None for e in failed)
+        assert len(rig.events.of_type(EventType.LOCKED)) == 1
+        rig.mfa.unlock(ALICE, actor="admin")
+        rig.clock.advance(30)
+
+
+def test_parallel_guesses_without_challenges_with_the_right_code_among_them() -> None:
+    """One right code in a burst of 63 wrong ones through ``verify_totp``.
+
+    At most the limit is compared per budget: the right code, if it comes before the lock,
+    resets the count and frees one more budget of 5, so no more than 10 codes are ever
+    compared. Units of a subject run one after another, so the outcome is exact: k < 5
+    wrong codes, the right one, then 5 more wrong ones and the lock; or 5 wrong ones and
+    the lock, with the right code refused like the rest (and not consumed).
+    """
+    threads = 64
+    rig = make_race_rig(Lockout(max_failures=5, mode="suspend"))
+    credential_id, secret = enroll_for_race(rig, ALICE)
+    for _ in range(5):
+        now = rig.clock.now()
+        right, wrong = totp_now(secret, now), bad_code_for(secret, now)
+        checks_before = rig.factor.checks
+        credential_before = rig.store.get_credential(credential_id)
+        assert credential_before is not None
+        rig.events.clear()
+
+        outcomes = race(threads, submit_totp(rig.mfa, [right] + [wrong] * (threads - 1)))
+
+        counts = kinds(outcomes)
+        verified, invalid = counts.get("Verification", 0), counts.get("InvalidCode", 0)
+        compared = rig.factor.checks - checks_before
+        assert set(counts) <= {"Verification", "InvalidCode", "LockedOut"}
+        assert compared == verified + invalid
+        assert compared <= 10
+        assert counts.get("LockedOut", 0) == threads - verified - invalid
+        credential = rig.store.get_credential(credential_id)
+        assert credential is not None
+        if verified:
+            assert verified == 1
+            assert 5 <= invalid <= 9
+            assert credential.counter == step_of(now)
+        else:
+            assert invalid == 5
+            assert credential == credential_before  # the refused right code is not spent
+        state = rig.mfa.lock_state(ALICE)
+        assert (state.failures, state.suspended) == (5, True)
+        assert len(rig.events.of_type(EventType.LOCKED)) == 1
+        rig.mfa.unlock(ALICE, actor="admin")
+        rig.clock.advance(30)

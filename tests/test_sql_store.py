@@ -25,7 +25,7 @@ from typing import Any, Final, cast
 
 import pytest
 
-from mfakit import MFA, Keyring, Lockout, Subject, Verification
+from mfakit import MFA, Changes, Keyring, Lockout, Subject, SubjectRecords, Verification
 from mfakit.exceptions import MFAError, ReplayedCode, StoreError
 from mfakit.factors import TOTP
 from mfakit.testing import FakeClock, StoreContract, totp_now
@@ -535,3 +535,45 @@ def test_a_bad_url_is_a_store_error_that_never_repeats_the_url(url: str, expecte
     assert "hunter2" not in str(caught.value)
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
+
+
+def test_sqlite_units_keep_one_connection_per_thread(tmp_path: Path) -> None:
+    """Units on a SQLite file reuse their thread's connection; close() releases them all.
+
+    The pool is not involved: 40 threads running units at once (more than the pool's 5 + 10
+    connections) neither wait for it nor exhaust it for the store's other calls.
+    """
+    from sqlalchemy import event
+
+    store = SQLStore(f"sqlite:///{tmp_path}/units.db", create=True)
+    checkouts: list[int] = []  # a unit's connection leaves the pool once, when first used
+    event.listen(store.engine, "checkout", lambda dbapi, *_: checkouts.append(id(dbapi)))
+
+    def bump(records: SubjectRecords) -> tuple[Changes, int]:
+        lock = records.lock
+        return Changes(
+            lock=dataclasses.replace(lock, failures=lock.failures + 1, version=lock.version + 1)
+        ), lock.failures
+
+    for _ in range(5):
+        store.update_subject("s1", bump)
+    assert len(checkouts) == 1  # one connection for the thread, kept open
+
+    barrier = threading.Barrier(40)
+
+    def in_a_thread(_: int) -> int:
+        barrier.wait()
+        return store.update_subject("s1", bump)
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        seen = list(pool.map(in_a_thread, range(40)))
+    assert sorted(seen) == list(range(5, 45))  # serialised: each saw the one before
+    assert len(checkouts) == 1 + 40
+    assert len(set(checkouts)) == 41  # 41 distinct connections
+    assert store.get_lock_state("s1").failures == 45  # the pool still serves other calls
+
+    store.close()
+    before = len(checkouts)
+    assert store.update_subject("s1", bump) == 45  # a new connection after close()
+    assert len(checkouts) == before + 1
+    store.close()

@@ -170,7 +170,7 @@ class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
 
     def _code_factor(self, name: str) -> TOTP:
         factor = self.factor(name)
-        if not isinstance(factor, TOTP):  # pragma: no cover - only TOTP exists so far
+        if not isinstance(factor, TOTP):  # a delivered-code or knowledge factor's name
             raise ConfigurationError(f"factor {name!r} does not verify codes this way")
         return factor
 
@@ -600,7 +600,8 @@ class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
         work (:meth:`~mfakit.typing.Store.update_subject`). Everything else is as in
         :meth:`verify`: the attempt is charged against the subject's lockout before the
         comparison (SECURITY.md 14), every active credential of the factor is tried in
-        constant time within the drift window, and a time step is accepted at most once
+        constant time within the drift window, a time step is accepted at most once
+        (SECURITY.md 3) and of concurrent submissions of one code exactly one succeeds
         (SECURITY.md 4). What a challenge adds, and this does not, is its own attempt
         limit and expiry; the subject's lockout still bounds guessing.
 
@@ -644,7 +645,7 @@ class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
         lock is checked and charged, the challenge (if any) charged, and the code compared
         against every active credential of the factor. The unit then writes, all or
         nothing: on success the advanced credential (its new last step: a replay of the
-        same code loses, SECURITY.md 4), the lock's clean slate and the challenge's
+        same code loses, SECURITY.md 3 and 4), the lock's clean slate and the challenge's
         deletion (single use); on failure the charged lock and challenge. Events are
         emitted after the unit, once its writes are durable.
         """
@@ -671,6 +672,9 @@ class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
                 return Changes(lock=charged, withdraw=live), (charged, exhausted)
             try:
                 if not candidates:
+                    # The HMAC work of a wrong code, so the time taken does not tell who
+                    # has an authenticator app (SECURITY.md 36).
+                    factor.decoy_check(codes.get(factor.digits, ""), now)
                     raise NotEnrolled("subject has no active credential for this factor")
                 matched = self._match_any(factor, candidates, codes, now)
             except (VerificationFailed, DecryptionError) as exc:

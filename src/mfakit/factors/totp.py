@@ -225,6 +225,8 @@ class TOTP(Factor):
         for distance in range(1, window + 1):
             offsets += [-distance, distance]
         self._offsets: tuple[int, ...] = tuple(offsets)
+        # A throwaway key for decoy_check, never stored and never shown.
+        self._decoy_key = secrets.token_bytes(size)
 
     def __repr__(self) -> str:
         return (
@@ -364,3 +366,17 @@ class TOTP(Factor):
                 raise ReplayedCode("code was already used (time step not after the last one)")
             raise InvalidCode("code does not match any step in the window")
         return credential.accepted(accepted, now)
+
+    def decoy_check(self, code: str, now: dt.datetime) -> None:
+        """Do the HMAC work of checking a wrong code, against a throwaway key.
+
+        For a subject without a credential of this factor: the answer already reads like
+        a wrong code, and with this the time it takes does too, so neither tells who has
+        an authenticator app (SECURITY.md 36). The result is discarded.
+        """
+        current = int(now.timestamp()) // self.period
+        steps = [current + offset for offset in self._offsets if current + offset >= 0]
+        for value in hotp_window(
+            self._decoy_key, steps, digits=self.digits, algorithm=self.algorithm
+        ):
+            hmac.compare_digest(value, code)

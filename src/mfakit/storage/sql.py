@@ -38,7 +38,9 @@ import contextlib
 import datetime as dt
 import functools
 import json
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
@@ -147,6 +149,31 @@ class _UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         if dialect.name in _MYSQL:
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))  # keep microseconds
         return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # SQLite stores text; this is the text SQLAlchemy's DATETIME writes there
+        # ("2026-01-01 00:00:00.000000", naive UTC), made by one C call per value.
+        def process(value: dt.datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise StoreError("SQLStore refuses a naive datetime (mfakit uses aware UTC)")
+            naive = value.astimezone(_UTC).replace(tzinfo=None)
+            return naive.isoformat(sep=" ", timespec="microseconds")
+
+        return process
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: str | None) -> dt.datetime | None:
+            return None if value is None else _from_iso(value)
+
+        return process
 
     def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
         if value is None:
@@ -274,6 +301,57 @@ class _Raw:
         return dict(zip(self.results, self.values(row), strict=True))
 
 
+class _ThreadConnections:
+    """One SQLite connection per thread for :meth:`SQLStore.update_subject`, kept open.
+
+    Like Django's persistent connections: a unit runs on its thread's own connection
+    instead of checking one out of the pool and returning it, which cost about 20 µs of
+    a 170 µs sign-in on the reference machine. Each connection is made through the engine
+    (so its ``connect`` events, such as the PRAGMAs, apply) and then detached from the
+    pool. Used only for SQLite files on engines the store created itself; closed by
+    :meth:`SQLStore.close`. A connection inherited across ``fork()`` is never used by the
+    child (nor closed there): the child opens its own.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._open: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._inherited: list[Any] = []
+
+    def get(self) -> Any:
+        local = self._local
+        connection = getattr(local, "connection", None)
+        pid = os.getpid()
+        if connection is not None and local.pid == pid:
+            return connection
+        if connection is not None:
+            self._inherited.append(connection)  # the parent's: keep it, untouched
+        connection = self._engine.raw_connection()
+        connection.detach()
+        local.connection, local.pid = connection, pid
+        with self._guard:
+            self._open.add(connection)
+        return connection
+
+    def discard(self) -> None:
+        """Drop this thread's connection (after a failure it may not survive)."""
+        connection = self._local.__dict__.pop("connection", None)
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def close_all(self) -> None:
+        with self._guard:
+            connections = list(self._open)
+            self._open.clear()
+            self._local = threading.local()
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
 class SQLStore:
     """A :class:`~mfakit.typing.Store` in SQL tables, on SQLAlchemy 2 Core.
 
@@ -313,6 +391,7 @@ class SQLStore:
             raise StoreError("table_prefix must be ASCII")
         self._prefix = table_prefix
         self._serial: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        self._threads: _ThreadConnections | None = None
         # Prepared statements by shape (see _prepared); a race to fill an entry is benign.
         self._statements: dict[tuple[Any, ...], Any] = {}
         self._raw_statements: dict[tuple[Any, ...], _Raw] = {}
@@ -357,6 +436,7 @@ class SQLStore:
             self._serial = threading.RLock()
         else:
             engine = sa.create_engine(url, hide_parameters=True)
+            self._threads = _ThreadConnections(engine)
         configure_sqlite(engine)
         return engine
 
@@ -438,6 +518,8 @@ class SQLStore:
 
     def close(self) -> None:
         """Dispose of the engine's connections, if the store created the engine."""
+        if self._threads is not None:
+            self._threads.close_all()
         if self._owns_engine:
             self._engine.dispose()
 
@@ -937,8 +1019,9 @@ class SQLStore:
     ) -> tuple[bool, _T | None]:
         """One attempt at a unit: ``(True, result)``, or ``(False, None)`` if rolled back."""
         driver_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        threads = self._threads
         try:
-            connection = self._engine.raw_connection()
+            connection = self._engine.raw_connection() if threads is None else threads.get()
         except exc.SQLAlchemyError as error:
             raise _store_error("update_subject", error) from None
         try:
@@ -954,15 +1037,26 @@ class SQLStore:
             connection.rollback()
             return False, None
         except driver_error as error:
-            _abandon(connection, driver_error)
+            self._abandon(connection, driver_error)
             if self._lost_race(error):
                 return False, None
             raise _driver_error("update_subject", error) from None
         except BaseException:
-            _abandon(connection, driver_error)
+            self._abandon(connection, driver_error)
             raise
         finally:
-            connection.close()  # back to the pool (or discarded, if invalidated)
+            if threads is None:
+                connection.close()  # back to the pool (or discarded, if invalidated)
+
+    def _abandon(self, connection: Any, driver_error: type[Exception]) -> None:
+        """Roll back after a failure; a connection that cannot even do that is discarded."""
+        try:
+            connection.rollback()
+        except driver_error:
+            if self._threads is None:
+                connection.invalidate()
+            else:
+                self._threads.discard()
 
     def _raw(
         self,
@@ -1190,14 +1284,6 @@ def _changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
     return {
         name: value for name, value in new.items() if name == "version" or old.get(name) != value
     }
-
-
-def _abandon(connection: Any, driver_error: type[Exception]) -> None:
-    """Roll back after a failure; a connection that cannot even do that is discarded."""
-    try:
-        connection.rollback()
-    except driver_error:
-        connection.invalidate()
 
 
 def _driver_error(operation: str, error: Exception) -> StoreError:
