@@ -71,6 +71,11 @@ RATIOS: Final = (
                 f"test_scale_signin[{engine}-large]",
                 f"test_scale_signin[{engine}-small]",
             ),
+            (
+                f"large / small population, verify_totp, {engine}",
+                f"test_scale_verify_totp[{engine}-large]",
+                f"test_scale_verify_totp[{engine}-small]",
+            ),
         )
     ),
 )

@@ -245,12 +245,15 @@ class Population:
         pytest.param(("sqlite", LARGE), id="sqlite-large"),
         pytest.param(("postgresql", SMALL), id="postgresql-small"),
         pytest.param(("postgresql", LARGE), id="postgresql-large"),
-    ]
+    ],
+    scope="module",  # both timed calls share each population (PostgreSQL's takes minutes)
 )
-def population(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Population]:
+def population(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Population]:
     engine, subjects = request.param
     if engine == "sqlite":
-        path, took = sqlite_population(subjects, tmp_path)
+        path, took = sqlite_population(subjects, tmp_path_factory.mktemp("scale"))
         store = SQLStore(f"sqlite:///{path}")
         yield Population(store, subjects, took)
         store.close()
@@ -277,6 +280,16 @@ def run_pedantic(
 
 def test_scale_signin(benchmark: BenchmarkFixture, population: Population) -> None:
     """Timed: ``challenge`` + ``verify`` for one of SAMPLE subjects of the population."""
+    _scale(benchmark, population, "signin", FakeClock())
+
+
+def test_scale_verify_totp(benchmark: BenchmarkFixture, population: Population) -> None:
+    """Timed: ``verify_totp`` (no challenge) for one of SAMPLE subjects of the population."""
+    # A day later than test_scale_signin's clock, so its accepted steps are all earlier.
+    _scale(benchmark, population, "verify_totp", FakeClock(EPOCH + dt.timedelta(days=1)))
+
+
+def _scale(benchmark: BenchmarkFixture, population: Population, via: str, clock: FakeClock) -> None:
     store = population.store
     benchmark.group = f"scale-{store.engine.dialect.name}"
     benchmark.extra_info.update(
@@ -284,7 +297,6 @@ def test_scale_signin(benchmark: BenchmarkFixture, population: Population) -> No
         populate_seconds=population.populate_seconds,
         engine=store.engine.dialect.name,
     )
-    clock = FakeClock()  # EPOCH: every stored counter is an earlier step
     mfa = MFA(store=store, keyring=KEYRING, factors=[TOTP(issuer="Bench")], clock=clock)
     chosen = sample(population.subjects)
     subjects = [Subject(id=subject_id(i)) for i in chosen]
@@ -300,6 +312,9 @@ def test_scale_signin(benchmark: BenchmarkFixture, population: Population) -> No
         return (subjects[k], totp_now(secrets_[k], clock.now())), {}
 
     def target(subject: Subject, code: str) -> None:
+        if via == "verify_totp":
+            results.append(mfa.verify_totp(subject, code))
+            return
         challenge = mfa.challenge(subject, "totp")
         results.append(mfa.verify(subject, challenge.id, code))
 

@@ -692,7 +692,10 @@ class MFA(MessagingMixin, KnowledgeMixin, AdminMixin):
         if isinstance(outcome, Credential):
             return self._verified(subject, factor, challenge_id, outcome.id, now)
         self._failed(subject, charged, outcome, **fields)
-        raise outcome
+        try:
+            raise outcome
+        finally:
+            del outcome  # no reference cycle through this frame's traceback
 
     def _verified(
         self,

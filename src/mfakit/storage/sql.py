@@ -951,7 +951,8 @@ class SQLStore:
         _, statement, parameters = self._lock_put(state)
         return self._write("put_lock_state", statement, parameters)
 
-    def _lock_put(self, state: LockState) -> _Write:
+    def _lock_put(self, state: LockState, read: LockState | None = None) -> _Write:
+        """The write of ``state``; only the columns that differ from ``read``, if given."""
         values = {
             "failures": state.failures,
             "locked_until": state.locked_until,
@@ -959,6 +960,12 @@ class SQLStore:
             "lockouts": state.lockouts,
             "version": state.version,
         }
+        if read is not None:
+            values = {
+                column: value
+                for column, value in values.items()
+                if column == "version" or getattr(read, column) != value
+            }
         return self._put_statement(
             self._locks, {"subject_id": state.subject_id}, values, state.version
         )
@@ -1151,8 +1158,12 @@ class SQLStore:
         for record in (changes.lock, changes.credential, changes.challenge, changes.withdraw):
             if record is not None and record.subject_id != subject_id:
                 raise StoreError("SQLStore.update_subject: a change belongs to another subject")
-        if changes.lock is not None:
-            writes.append(self._lock_put(changes.lock))
+        lock = changes.lock
+        if lock is not None:
+            read_lock = records.lock
+            # A lock state of version 0 was never stored: its next version is an INSERT.
+            diff = read_lock.version > 0 and lock.version == read_lock.version + 1
+            writes.append(self._lock_put(lock, read_lock if diff else None))
         credential = changes.credential
         if credential is not None:
             read = next((c for c in records.credentials if c.id == credential.id), None)
