@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import pytest
 
+from conftest import code_now
 from mfakit import (
     MFA,
     ConfigurationError,
@@ -43,7 +44,7 @@ from mfakit import (
 from mfakit.exceptions import LOCKED_MESSAGE
 from mfakit.factors import SMSOTP, TOTP, RecoveryPIN, TOTPEnrollment
 from mfakit.hazmat.hashing import SecretHasher
-from mfakit.testing import FakeClock, ListSink, MemoryStore, Outbox, totp_now
+from mfakit.testing import FakeClock, ListSink, MemoryStore, Outbox
 
 if TYPE_CHECKING:
     from conftest import EnrollTOTP, MakeMFA
@@ -62,15 +63,7 @@ def step_now(clock: FakeClock) -> int:
 
 def code(enrollment: TOTPEnrollment, clock: FakeClock, offset: int = 0) -> str:
     """The code the enrolled app shows now, ``offset`` periods away."""
-    params = enrollment.credential.params
-    return totp_now(
-        enrollment.secret,
-        clock.now(),
-        digits=params["digits"],
-        period=params["period"],
-        algorithm=params["algorithm"],
-        offset=offset,
-    )
+    return code_now(enrollment, clock, offset=offset)
 
 
 def wrong_code(*enrollments: TOTPEnrollment, clock: FakeClock) -> str:
