@@ -140,7 +140,8 @@ class MessagingMixin(FacadeParts):
     def _withdraw(self, challenge_id: str, version: int | None = None) -> None:
         """Delete a challenge whatever its version.
 
-        Used after a failed delivery, and after a TOTP success: a challenge is single-use,
+        Used after a failed delivery, and after a knowledge factor's success (TOTP
+        challenges are deleted inside their store unit): a challenge is single-use,
         and a concurrent losing attempt may have bumped its version in between. With the
         ``version`` the caller just wrote, the usual case is one conditional delete and no
         read; only if that version is gone is the challenge read again.

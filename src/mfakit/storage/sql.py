@@ -757,39 +757,20 @@ class SQLStore:
             columns = _CREDENTIAL_COLUMNS
         return {column: _CREDENTIAL_CONVERSIONS[column](credential) for column in columns}
 
-    @staticmethod
-    def _credential(m: Mapping[Any, Any]) -> Credential:
-        return Credential(
-            id=m["id"],
-            subject_id=m["subject_id"],
-            tenant=m["tenant"],
-            factor=m["factor"],
-            label=m["label"],
-            status=CredentialStatus(m["status"]),
-            created_at=m["created_at"],
-            expires_at=m["expires_at"],
-            confirmed_at=m["confirmed_at"],
-            last_used_at=m["last_used_at"],
-            counter=int(m["counter"]),
-            params=json.loads(m["params"]),
-            secret=bytes(m["secret"]),
-            version=int(m["version"]),
-        )
-
     def _credential_columns(self) -> list[sa.Column[Any]]:
         return [c for c in self._credentials.c if c.name != "seq"]
 
     def get_credential(self, credential_id: str) -> Credential | None:
         """Return the credential with this id, or ``None``."""
         row = self._by_key("get_credential", self._credentials, "id", credential_id)
-        return None if row is None else self._credential(row._mapping)
+        return None if row is None else _credential_from(row)
 
     def list_credentials(self, subject_id: str) -> Sequence[Credential]:
         """Return every credential of a subject, oldest first (then in insertion order)."""
         query = self._list_query()
         with self._tx("list_credentials") as conn:
             rows = conn.execute(query, {"k": subject_id}).all()
-        return [self._credential(row._mapping) for row in rows]
+        return [_credential_from(row) for row in rows]
 
     def _list_query(self) -> Any:
         t = self._credentials
@@ -817,7 +798,7 @@ class SQLStore:
             with self._tx("iter_credentials") as conn:
                 rows = conn.execute(query).all()
             for row in rows:
-                yield self._credential(row._mapping)
+                yield _credential_from(row)
             if len(rows) < _ITER_BATCH:
                 return
             after = rows[-1]._mapping["id"]
@@ -931,18 +912,7 @@ class SQLStore:
     def get_lock_state(self, subject_id: str) -> LockState:
         """Return the subject's lock state, or a fresh one (version 0)."""
         row = self._by_key("get_lock_state", self._locks, "subject_id", subject_id)
-        return LockState(subject_id) if row is None else self._lock_state(row._mapping)
-
-    @staticmethod
-    def _lock_state(m: Mapping[Any, Any]) -> LockState:
-        return LockState(
-            subject_id=m["subject_id"],
-            failures=int(m["failures"]),
-            locked_until=m["locked_until"],
-            suspended=bool(m["suspended"]),
-            lockouts=int(m["lockouts"]),
-            version=int(m["version"]),
-        )
+        return LockState(subject_id) if row is None else _lock_state_from(row)
 
     def put_lock_state(self, state: LockState) -> bool:
         """Conditionally write ``state`` (see the atomic contract)."""
@@ -1008,8 +978,9 @@ class SQLStore:
         rolled back and the unit runs again. A deadlock or a lost race to insert the
         lock row (MySQL/MariaDB) is rolled back and retried the same way.
 
-        The statements go straight to the driver (see ``_Raw``): a TOTP sign-in is one
-        pool checkout, one transaction and four or five statements.
+        The statements go straight to the driver (see ``_Raw``): a TOTP check is one
+        transaction of three or four statements, on a pooled connection, or on SQLite on
+        the thread's own (see ``_ThreadConnections``).
         """
         for _ in range(MAX_WRITE_RETRIES):
             with self._serial:
@@ -1218,8 +1189,7 @@ class SQLStore:
         if self._dialect in _MYSQL:
             args: tuple[Any, ...] = getattr(error, "args", ())
             return bool(args) and args[0] in (_MYSQL_DEADLOCK, *_MYSQL_DUPLICATE_KEY)
-        code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-        return code in _LOST_RACE
+        return _driver_sqlstate(error) in _LOST_RACE
 
 
 #: Every column of the credentials table but the key and ``seq``, in field order, and how
@@ -1300,15 +1270,19 @@ def _changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
 def _driver_error(operation: str, error: Exception) -> StoreError:
     """Like :func:`_store_error`, for an error raised by the driver itself."""
     detail = type(error).__name__
-    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-    if isinstance(code, str) and code:
+    code = _driver_sqlstate(error)
+    if code:
         detail += f" (SQLSTATE {code})"
     return StoreError(f"SQLStore.{operation} failed: {detail}")
 
 
 def _sqlstate(error: exc.DBAPIError) -> str | None:
-    orig = error.orig
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return _driver_sqlstate(error.orig)
+
+
+def _driver_sqlstate(error: object) -> str | None:
+    """The SQLSTATE of a driver exception (psycopg: ``sqlstate``, psycopg2: ``pgcode``)."""
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     return code if isinstance(code, str) else None
 
 
